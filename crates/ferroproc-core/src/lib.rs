@@ -1,0 +1,16 @@
+//! The engine of ferroproc: everything that crosses a process boundary.
+//!
+//! `ferroproc-core` is pure Rust with no Python in it; the PyO3 bindings in
+//! `ferroproc-py` are a thin layer over it, and Rust programs can use it directly.
+//!
+//! Modules:
+//! - [`process`]: launching children (fork, spawn, fork server), reaping them, signalling
+//!   them, the sentinels that say when they exit, and tying a child's life to its parent's.
+//!
+//! Syscalls live in the private `sys` module, the only place where `unsafe` is allowed.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod sys;
+
+pub mod process;
