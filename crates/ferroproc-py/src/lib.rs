@@ -1,8 +1,16 @@
 //! PyO3 bindings of `ferroproc-core`: the private extension module `ferroproc._core`.
 //!
 //! This crate converts types, releases the GIL around every wait and maps core errors to
-//! Python exceptions in one place (`errors.rs`). It holds no logic of its own.
+//! Python exceptions in one place (`errors.rs`). It holds no logic of its own. Unsafe code
+//! is confined to `fd.rs` (descriptor numbers from Python) and `interp.rs` (the
+//! interpreter's fork hooks).
 #![deny(unsafe_code)]
+
+mod blocking;
+mod errors;
+mod fd;
+mod interp;
+mod process;
 
 use pyo3::prelude::*;
 
@@ -10,5 +18,15 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("WAIT_TICK", blocking::TICK.as_secs_f64())?;
+    m.add_class::<process::PyChild>()?;
+    m.add_class::<process::PyParentLink>()?;
+    m.add_function(wrap_pyfunction!(process::fork, m)?)?;
+    m.add_function(wrap_pyfunction!(process::spawn, m)?)?;
+    m.add_function(wrap_pyfunction!(process::bootstrap_create, m)?)?;
+    m.add_function(wrap_pyfunction!(process::bootstrap_read, m)?)?;
+    m.add_function(wrap_pyfunction!(process::forkserver_listen, m)?)?;
+    m.add_function(wrap_pyfunction!(process::forkserver_request, m)?)?;
+    m.add_function(wrap_pyfunction!(process::forkserver_serve, m)?)?;
     Ok(())
 }

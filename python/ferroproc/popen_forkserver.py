@@ -1,0 +1,46 @@
+"""Starting a child through the fork server."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import TYPE_CHECKING
+
+from . import _core, context, forkserver, popen_fork, reduction, spawn
+
+if TYPE_CHECKING:
+    from .process import BaseProcess
+
+__all__ = ["Popen"]
+
+
+class Popen(popen_fork.Popen):
+    """Asks the fork server for a child; the pickled process object goes in a bootstrap memfd."""
+
+    method = "forkserver"
+
+    def __init__(self, process_obj: BaseProcess) -> None:
+        self._fds: list[int] = []
+        super().__init__(process_obj)
+
+    def duplicate_for_child(self, fd: int) -> int:
+        """The child finds ``fd`` at this index of ``forkserver.get_inherited_fds()``."""
+        self._fds.append(fd)
+        return len(self._fds) - 1
+
+    def _launch(self, process_obj: BaseProcess) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        buf = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            context.set_spawning_popen(None)
+        bootstrap_fd = _core.bootstrap_create(buf.getvalue())
+        try:
+            child: _core.Child = forkserver.connect_to_new_process([bootstrap_fd, *self._fds])
+        finally:
+            os.close(bootstrap_fd)
+        self._child = child
+        self.pid = child.pid

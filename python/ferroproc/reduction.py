@@ -1,0 +1,95 @@
+"""Pickling for children: the stdlib's ``multiprocessing.reduction`` API.
+
+``ForkingPickler`` is a ``pickle.Pickler`` with a registry of extra reducers, so objects
+that plain pickle refuses (bound methods, method descriptors, ``functools.partial`` of
+those) can be sent to a child.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import functools
+import io
+import pickle
+from typing import Any, Callable, ClassVar
+
+__all__ = ["AbstractReducer", "ForkingPickler", "dump", "register"]
+
+HAVE_SEND_HANDLE = False
+
+
+class ForkingPickler(pickle.Pickler):
+    """A pickler that also knows the reducers registered with ``register``."""
+
+    _extra_reducers: ClassVar[dict[type, Callable[[Any], Any]]] = {}
+    _copyreg_dispatch_table = copyreg.dispatch_table
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dispatch_table = self._copyreg_dispatch_table.copy()
+        self.dispatch_table.update(self._extra_reducers)
+
+    @classmethod
+    def register(cls, type_: type, reduce: Callable[[Any], Any]) -> None:
+        """Use ``reduce`` to pickle objects of ``type_``."""
+        cls._extra_reducers[type_] = reduce
+
+    @classmethod
+    def dumps(cls, obj: Any, protocol: int | None = None) -> memoryview:
+        """Pickle ``obj`` and return the bytes as a memoryview."""
+        buf = io.BytesIO()
+        cls(buf, protocol).dump(obj)
+        return buf.getbuffer()
+
+    loads = staticmethod(pickle.loads)
+
+
+register = ForkingPickler.register
+
+
+def dump(obj: Any, file: Any, protocol: int | None = None) -> None:
+    """Replacement for ``pickle.dump`` using ``ForkingPickler``."""
+    ForkingPickler(file, protocol).dump(obj)
+
+
+def _reduce_method(method: Any) -> tuple[Any, ...]:
+    if method.__self__ is None:
+        return getattr, (method.__class__, method.__func__.__name__)
+    return getattr, (method.__self__, method.__func__.__name__)
+
+
+class _C:
+    def f(self) -> None:
+        pass
+
+
+register(type(_C().f), _reduce_method)
+
+
+def _reduce_method_descriptor(method: Any) -> tuple[Any, ...]:
+    return getattr, (method.__objclass__, method.__name__)
+
+
+register(type(list.append), _reduce_method_descriptor)
+register(type(int.__add__), _reduce_method_descriptor)
+
+
+def _reduce_partial(p: functools.partial[Any]) -> tuple[Any, ...]:
+    return _rebuild_partial, (p.func, p.args, p.keywords or {})
+
+
+def _rebuild_partial(
+    func: Callable[..., Any], args: tuple[Any, ...], keywords: dict[str, Any]
+) -> Any:
+    return functools.partial(func, *args, **keywords)
+
+
+register(functools.partial, _reduce_partial)
+
+
+class AbstractReducer:
+    """Base for a custom ``reducer`` set on a context (``ctx.reducer = MyReducer()``)."""
+
+    ForkingPickler = ForkingPickler
+    register = register
+    dump = dump
