@@ -1,6 +1,8 @@
 //! `fork(2)` with hooks for the embedding runtime.
 
-use super::{Child, Result};
+use super::{Child, ProcessError, Result};
+use crate::sys;
+use crate::sys::fork::ForkResult;
 
 /// Code the embedding runtime must run around a fork.
 ///
@@ -30,7 +32,25 @@ pub enum Forked {
 /// In the parent, the child is returned already held by its pidfd; if the pidfd cannot be
 /// opened the child is killed and reaped before the error is returned, so no process is
 /// left behind unsupervised.
+///
+/// As with `os.fork`: when the calling process has other threads, the child has only the
+/// calling one, and locks the others held stay held. Until it execs or exits, the child
+/// should only make async-signal-safe calls (or calls the runtime has made fork-safe with
+/// its hooks). Nothing on the child's path out of this function allocates or takes a lock.
 pub fn fork(hooks: &mut dyn ForkHooks) -> Result<Forked> {
-    let _ = hooks;
-    todo!()
+    hooks.before_fork();
+    match sys::fork::fork() {
+        Ok(ForkResult::Child) => {
+            hooks.after_fork_in_child();
+            Ok(Forked::Child)
+        }
+        Ok(ForkResult::Parent(pid)) => {
+            hooks.after_fork_in_parent();
+            Child::adopt(pid).map(Forked::Parent)
+        }
+        Err(e) => {
+            hooks.after_fork_in_parent();
+            Err(ProcessError::os("fork", e))
+        }
+    }
 }

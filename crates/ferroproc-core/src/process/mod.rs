@@ -19,6 +19,7 @@
 
 mod bootstrap;
 mod child;
+mod deadline;
 mod error;
 mod fork;
 pub mod forkserver;

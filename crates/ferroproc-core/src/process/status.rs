@@ -35,7 +35,11 @@ mod tests {
 
     #[test]
     fn returncode_round_trips() {
-        for status in [ExitStatus::Exited(0), ExitStatus::Exited(3), ExitStatus::Signaled(9)] {
+        for status in [
+            ExitStatus::Exited(0),
+            ExitStatus::Exited(3),
+            ExitStatus::Signaled(9),
+        ] {
             assert_eq!(ExitStatus::from_returncode(status.returncode()), status);
         }
         assert_eq!(ExitStatus::Signaled(15).returncode(), -15);

@@ -2,3 +2,13 @@
 //!
 //! Each wrapper takes and returns safe types (`BorrowedFd`, `OwnedFd`, integers) and
 //! documents the C call it makes. Everything else in the crate is `#![deny(unsafe_code)]`.
+//! Wrappers return `rustix::io::Result`; callers attach the operation's name when they turn
+//! the errno into their module's error type.
+
+pub(crate) mod fd;
+pub(crate) mod fork;
+pub(crate) mod memfd;
+pub(crate) mod pidfd;
+pub(crate) mod poll;
+pub(crate) mod scm;
+pub(crate) mod spawn;
