@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import process
+
+# `typing` costs milliseconds of start-up in every child; annotations only need it
+# when type checking.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Sequence
+    from typing import Any, ClassVar
 
 __all__: list[str] = []
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING
 
 from . import _core, context, forkserver, popen_fork, reduction, spawn
+
+# `typing` costs milliseconds of start-up in every child; annotations only need it
+# when type checking.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from .process import BaseProcess

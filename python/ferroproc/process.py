@@ -14,9 +14,14 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Callable
+
+# `typing` costs milliseconds of start-up in every child; annotations only need it
+# when type checking.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any, Callable
+
     from ferroproc._core import ParentLink
 
 __all__ = ["BaseProcess", "active_children", "current_process", "parent_process"]

@@ -11,7 +11,13 @@ import copyreg
 import functools
 import io
 import pickle
-from typing import Any, Callable, ClassVar
+
+# `typing` costs milliseconds of start-up in every child; annotations only need it
+# when type checking.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, Callable, ClassVar
 
 __all__ = ["AbstractReducer", "ForkingPickler", "dump", "register"]
 

@@ -15,9 +15,15 @@ import pickle
 import runpy
 import sys
 import types
-from typing import Any, Callable
 
 from . import _core, process, util
+
+# `typing` costs milliseconds of start-up in every child; annotations only need it
+# when type checking.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = [
     "get_command_line",

@@ -5,16 +5,20 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import logging
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import weakref
-from typing import Any, Callable
 
 from . import process
+
+# `typing` costs milliseconds of start-up in every child; annotations only need it
+# when type checking.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    import logging
+    from typing import Any, Callable
 
 __all__ = [
     "Finalize",
@@ -71,6 +75,8 @@ def get_logger() -> logging.Logger:
     unchanged when a program switches to ferroproc.
     """
     global _logger
+    import logging
+
     with logging._lock:  # type: ignore[attr-defined]
         if not _logger:
             _logger = logging.getLogger(LOGGER_NAME)
@@ -83,6 +89,8 @@ def get_logger() -> logging.Logger:
 def log_to_stderr(level: int | str | None = None) -> logging.Logger:
     """Turn on logging to standard error, optionally at ``level``; return the logger."""
     global _log_to_stderr
+    import logging
+
     logger = get_logger()
     formatter = logging.Formatter(DEFAULT_LOGGING_FORMAT)
     handler = logging.StreamHandler()
@@ -101,6 +109,9 @@ def get_temp_dir() -> str:
     """A private temporary directory for this process, removed at exit."""
     tempdir = process.current_process()._config.get("tempdir")
     if tempdir is None:
+        import shutil
+        import tempfile
+
         tempdir = tempfile.mkdtemp(prefix="ferroproc-")
         info("created temp directory %s", tempdir)
         Finalize(None, _remove_temp_dir, args=(shutil.rmtree, tempdir), exitpriority=-100)

@@ -40,7 +40,11 @@ fn far_future() -> Instant {
 /// Runs `attempt(slice)` with the GIL released until it yields a value or `deadline`
 /// passes, checking signals between slices. `attempt` waits at most `slice` and returns
 /// `Ok(None)` when nothing happened in that time.
-pub fn wait_until<T, F>(py: Python<'_>, deadline: Option<Instant>, mut attempt: F) -> PyResult<Option<T>>
+pub fn wait_until<T, F>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    mut attempt: F,
+) -> PyResult<Option<T>>
 where
     T: Send,
     F: FnMut(Duration) -> Result<Option<T>, ProcessError> + Send,

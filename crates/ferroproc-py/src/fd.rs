@@ -17,7 +17,9 @@ impl PyFd {
     /// Checks the number is a plausible descriptor.
     pub fn new(fd: RawFd) -> PyResult<Self> {
         if fd < 0 {
-            return Err(PyValueError::new_err(format!("invalid file descriptor: {fd}")));
+            return Err(PyValueError::new_err(format!(
+                "invalid file descriptor: {fd}"
+            )));
         }
         Ok(Self(fd))
     }

@@ -81,7 +81,11 @@ impl PyChild {
             Supervised::Direct(child) => child.pid(),
             Supervised::Served(child) => child.pid(),
         };
-        Self { pid, sentinel: inner.sentinel(), inner: Mutex::new(Some(inner)) }
+        Self {
+            pid,
+            sentinel: inner.sentinel(),
+            inner: Mutex::new(Some(inner)),
+        }
     }
 
     /// Locks the state; only ever called with the GIL released, so a thread waiting for
@@ -177,7 +181,11 @@ pub struct PyParentLink {
 
 impl PyParentLink {
     fn new(link: ParentLink) -> Self {
-        Self { pid: link.pid(), sentinel: link.sentinel().as_raw_fd(), link: Mutex::new(Some(link)) }
+        Self {
+            pid: link.pid(),
+            sentinel: link.sentinel().as_raw_fd(),
+            link: Mutex::new(Some(link)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<ParentLink>> {
@@ -192,11 +200,7 @@ impl PyParentLink {
     /// exits (when it is already gone, `None` tells the caller to act).
     #[staticmethod]
     #[pyo3(signature = (parent_pid, die_with_parent=false))]
-    fn to_parent(
-        py: Python<'_>,
-        parent_pid: i32,
-        die_with_parent: bool,
-    ) -> PyResult<Option<Self>> {
+    fn to_parent(py: Python<'_>, parent_pid: i32, die_with_parent: bool) -> PyResult<Option<Self>> {
         let link = py.detach(|| ParentLink::to_parent(parent_pid)).or_raise()?;
         match link {
             Some(link) => {
@@ -273,7 +277,10 @@ pub fn spawn(
     args: Vec<std::ffi::OsString>,
     pass_fds: Vec<RawFd>,
 ) -> PyResult<PyChild> {
-    let fds = pass_fds.into_iter().map(PyFd::new).collect::<PyResult<Vec<_>>>()?;
+    let fds = pass_fds
+        .into_iter()
+        .map(PyFd::new)
+        .collect::<PyResult<Vec<_>>>()?;
     let child = py
         .detach(|| {
             let mut command = SpawnCommand::new(&executable);
@@ -312,7 +319,9 @@ pub fn forkserver_listen(
     py: Python<'_>,
     dir: Option<std::path::PathBuf>,
 ) -> PyResult<(RawFd, std::ffi::OsString)> {
-    let (listener, address) = py.detach(|| forkserver::listen(dir.as_deref())).or_raise()?;
+    let (listener, address) = py
+        .detach(|| forkserver::listen(dir.as_deref()))
+        .or_raise()?;
     Ok((listener.into_raw_fd(), address.into_os_string()))
 }
 
@@ -323,7 +332,10 @@ pub fn forkserver_request(
     address: std::path::PathBuf,
     fds: Vec<RawFd>,
 ) -> PyResult<PyChild> {
-    let fds = fds.into_iter().map(PyFd::new).collect::<PyResult<Vec<_>>>()?;
+    let fds = fds
+        .into_iter()
+        .map(PyFd::new)
+        .collect::<PyResult<Vec<_>>>()?;
     let child = py
         .detach(|| {
             let borrowed: Vec<_> = fds.iter().map(PyFd::borrow).collect();
@@ -351,9 +363,11 @@ pub fn forkserver_serve(
     };
     let mut server = forkserver::Server::new(listener, parent);
     loop {
-        let event = wait_until(py, None, |slice| match server.next_request(Some(slice))? {
-            forkserver::Event::Timeout => Ok(None),
-            event => Ok(Some(event)),
+        let event = wait_until(py, None, |slice| {
+            match server.next_request(Some(slice))? {
+                forkserver::Event::Timeout => Ok(None),
+                event => Ok(Some(event)),
+            }
         })?;
         let request = match event {
             Some(forkserver::Event::Request(request)) => request,
