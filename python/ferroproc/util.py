@@ -81,9 +81,17 @@ def get_logger() -> logging.Logger:
         if not _logger:
             _logger = logging.getLogger(LOGGER_NAME)
             _logger.propagate = False
+            _logger.addFilter(_stamp_process_name)
             logging.addLevelName(SUBDEBUG, "SUBDEBUG")
             logging.addLevelName(SUBWARNING, "SUBWARNING")
     return _logger
+
+
+def _stamp_process_name(record: logging.LogRecord) -> bool:
+    # logging fills `processName` from the stdlib's `multiprocessing` module, which
+    # ferroproc never imports: stamp the name of ferroproc's current process instead.
+    record.processName = process.current_process().name
+    return True
 
 
 def log_to_stderr(level: int | str | None = None) -> logging.Logger:

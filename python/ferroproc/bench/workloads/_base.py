@@ -1,0 +1,112 @@
+"""The vocabulary every workload module is written in.
+
+A workload module (one file in this package) defines its target functions at module
+level and a ``workload()`` function returning a :class:`Workload`. The harness asks the
+workload for its :class:`Variant` list (sized by :class:`Sizing`), runs each variant in a
+fresh process per implementation, and compares medians. ``run`` and each
+:class:`Floor` measure once and return the figure in the workload's unit, or raise
+:class:`CheckFailed` when the work they timed did not produce the right result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Callable, Literal, Union
+
+#: JSON-safe parameter values passed from the harness to a trial.
+ParamValue = Union[str, int, float, bool]
+Params = Mapping[str, ParamValue]
+
+#: Which direction of a unit is better.
+Better = Literal["lower", "higher"]
+
+
+class CheckFailed(Exception):
+    """Raised by a workload when its own result check fails; the row becomes FAILED."""
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How big a run is: ``quick`` picks the smaller size, ``scale`` multiplies it."""
+
+    quick: bool = False
+    scale: float = 1.0
+
+    def count(self, full: int, quick: int) -> int:
+        """Return the iteration count for this run: never below 1."""
+        base = quick if self.quick else full
+        return max(1, round(base * self.scale))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for the candidate implementation, shown beside its figures.
+
+    ``against`` is ``"floor"`` (the candidate's cost over the floor's must be at most
+    ``bound``) or ``"baseline"`` (the speedup over the baseline must be at least ``bound``).
+    """
+
+    against: Literal["floor", "baseline"]
+    bound: float
+
+    def describe(self) -> str:
+        """Return the target in the table's words, e.g. ``<=1.30x floor``."""
+        if self.against == "floor":
+            return f"<={self.bound:.2f}x floor"
+        return f">={self.bound:.2f}x speedup"
+
+    def met(self, speedup: float | None, floor_ratio: float | None) -> bool | None:
+        """Say whether the target is met; ``None`` when the figure it needs is missing."""
+        if self.against == "floor":
+            return None if floor_ratio is None else floor_ratio <= self.bound
+        return None if speedup is None else speedup >= self.bound
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What CPython and the kernel allow: measured in the same run, beside the figures."""
+
+    name: str
+    description: str
+    run: Callable[[Params], float]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A third-party library compared with ``--peers``; ``module`` is its import name."""
+
+    name: str
+    module: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the table: a name, the trial's parameters, its floor and target."""
+
+    name: str
+    params: Params
+    floor: str | None = None
+    target: Target | None = None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A benchmark: how to size it, run it, check it, and what to compare it with.
+
+    ``run(impl, module, params)`` is called in a fresh process with ``impl`` the
+    implementation's name (``"ferroproc"``, ``"stdlib"`` or a peer's name) and ``module``
+    the module it was imported from; it returns one figure in ``unit``.
+    """
+
+    name: str
+    description: str
+    unit: str
+    better: Better
+    variants: Callable[[Sizing], list[Variant]]
+    run: Callable[[str, ModuleType, Params], float]
+    floors: Mapping[str, Floor] = field(default_factory=dict)
+    peers: tuple[Peer, ...] = ()
+    #: Position in listings and reports (the order of BENCHMARKS.md).
+    order: int = 100

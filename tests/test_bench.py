@@ -1,0 +1,336 @@
+"""The benchmark harness end to end: ``python -m ferroproc bench`` on tiny sizes.
+
+The harness is driven with the hidden ``--impls`` option so these tests do not depend on
+ferroproc's own Process: ``stdlib,stdlib`` for a run that must succeed, and small
+stand-in modules (written to ``tmp_path``) whose processes exit badly, hang, or that have
+no ``get_context`` at all, for the failure reports. No figure is asserted: only that the
+harness ran, checked, and reported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferroproc.bench import workloads
+from ferroproc.bench.cli import parse_impls
+from ferroproc.bench.harness import Subject, rotated
+
+pytestmark = pytest.mark.timeout(300)
+
+# The stand-ins wrap the stdlib by name, as the harness's own trial does.
+BROKEN_EXIT = """
+import importlib
+import os
+
+_mp = importlib.import_module("multiprocessing")
+
+
+def _exit_3():
+    os._exit(3)
+
+
+class _Context:
+    def __init__(self, method):
+        self._ctx = _mp.get_context(method)
+
+    def Process(self, target=None, **kwargs):
+        return self._ctx.Process(target=_exit_3, **kwargs)
+
+
+def get_context(method=None):
+    return _Context(method)
+"""
+
+HANGING = """
+import importlib
+import os
+import time
+from pathlib import Path
+
+_mp = importlib.import_module("multiprocessing")
+
+
+def _hang():
+    Path(os.environ["HANG_PID_DIR"], str(os.getpid())).touch()
+    while True:
+        time.sleep(1)
+
+
+class _Context:
+    def __init__(self, method):
+        self._ctx = _mp.get_context(method)
+
+    def Process(self, target=None, **kwargs):
+        return self._ctx.Process(target=_hang, **kwargs)
+
+
+def get_context(method=None):
+    return _Context(method)
+"""
+
+# Children that exit with 1 when the ferroproc package was imported into them.
+PROBE = """
+import importlib
+import os
+import sys
+
+_mp = importlib.import_module("multiprocessing")
+
+
+def _probe():
+    os._exit(1 if "ferroproc" in sys.modules else 0)
+
+
+class _Context:
+    def __init__(self, method):
+        self._ctx = _mp.get_context(method)
+
+    def Process(self, target=None, **kwargs):
+        return self._ctx.Process(target=_probe, **kwargs)
+
+
+def get_context(method=None):
+    return _Context(method)
+"""
+
+
+def bench(
+    tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ferroproc ARGS`` in ``tmp_path`` (also put on PYTHONPATH)."""
+    env = {**os.environ, **(extra_env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
+    env.pop("FERROPROC_BENCH_IMPLS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ferroproc", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def table_row(stdout: str, variant: str) -> list[str]:
+    """The cells of the plain-text table's ``process_start`` row for ``variant``."""
+    for line in stdout.splitlines():
+        cells = line.split()
+        if cells[:2] == ["process_start", variant]:
+            return cells
+    raise AssertionError(f"no process_start/{variant} row in:\n{stdout}")
+
+
+def test_stdlib_against_itself_end_to_end(tmp_path: Path) -> None:
+    md, js = tmp_path / "out" / "report.md", tmp_path / "out" / "report.json"
+    done = bench(
+        tmp_path,
+        "bench",
+        "--quick",
+        "--repeat",
+        "2",
+        "--scale",
+        "0.1",
+        "--impls",
+        "stdlib,stdlib",
+        "--output",
+        str(md),
+        "--output",
+        str(js),
+    )
+    assert done.returncode == 0, done
+    assert "median of 2 runs, alternating implementations, fresh process each" in done.stdout
+    assert "speedup = stdlib/stdlib#2" in done.stdout
+    for variant in ("fork", "spawn", "forkserver"):
+        cells = table_row(done.stdout, variant)
+        assert not {"FAILED", "ERROR", "TIMEOUT"} & set(cells), done.stdout
+
+    text = md.read_text()
+    assert "| workload | variant | unit | stdlib | stdlib#2 | speedup | floor |" in text
+    for variant in ("fork", "spawn", "forkserver"):
+        assert f"| process_start | {variant} | ms/proc |" in text
+
+    data: dict[str, Any] = json.loads(js.read_text())
+    assert data["ok"] is True
+    assert data["command"][-4:] == ["--output", str(md), "--output", str(js)]
+    assert {"cpu_count", "python_version", "platform"} <= set(data["machine"])
+    assert data["date"]
+    assert data["settings"]["repeat"] == 2
+    rows = {row["variant"]: row for row in data["results"]}
+    assert set(rows) == {"fork", "spawn", "forkserver"}
+    assert rows["fork"]["params"] == {"method": "fork", "count": 10}
+    for row in rows.values():
+        assert row["status"] == "ok"
+        assert row["speedup"] > 0
+        assert row["floor_ratio"] > 0
+        roles = [subject["role"] for subject in row["subjects"]]
+        assert roles == ["baseline", "candidate", "floor"]
+        for subject in row["subjects"]:
+            assert subject["status"] == "ok"
+            assert len(subject["samples"]) == 2
+            assert len(subject["trials"]) == 2
+            assert subject["median"] > 0
+
+
+def test_failed_check_marks_the_row_failed(tmp_path: Path) -> None:
+    (tmp_path / "broken_mp.py").write_text(BROKEN_EXIT)
+    js = tmp_path / "report.json"
+    done = bench(
+        tmp_path,
+        "bench",
+        "--only",
+        "process_start/fork",
+        "--repeat",
+        "2",
+        "--scale",
+        "0.05",
+        "--impls",
+        "stdlib,broken=broken_mp",
+        "--output",
+        str(js),
+    )
+    assert done.returncode == 1, done
+    cells = table_row(done.stdout, "fork")
+    assert cells[4] == "FAILED"
+    assert cells[5] == "-"  # no speedup from a failed row
+    assert "check failed" in done.stdout
+    assert "did not exit with 0 (exit codes: 3" in done.stdout
+    assert "Traceback" not in done.stdout
+
+    data: dict[str, Any] = json.loads(js.read_text())
+    assert data["ok"] is False
+    [row] = data["results"]
+    assert row["status"] == "failed"
+    assert row["speedup"] is None
+    broken = row["subjects"][1]
+    assert broken["label"] == "broken"
+    assert broken["status"] == "failed"
+    assert broken["median"] is None
+    assert len(broken["trials"]) == 1  # a failed subject is not run again
+
+
+def test_missing_get_context_is_a_clear_error(tmp_path: Path) -> None:
+    done = bench(
+        tmp_path,
+        "bench",
+        "--only",
+        "process_start/fork",
+        "--repeat",
+        "1",
+        "--scale",
+        "0.05",
+        "--impls",
+        "stdlib,empty=json",
+    )
+    assert done.returncode == 1, done
+    assert table_row(done.stdout, "fork")[4] == "ERROR"
+    assert "has no attribute 'get_context'" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_spawned_stdlib_children_do_not_import_ferroproc(tmp_path: Path) -> None:
+    # Otherwise the stdlib would be charged for ferroproc's import in every child.
+    (tmp_path / "probe_mp.py").write_text(PROBE)
+    done = bench(
+        tmp_path,
+        "bench",
+        "--only",
+        "process_start/spawn,process_start/forkserver",
+        "--repeat",
+        "1",
+        "--scale",
+        "0.1",
+        "--impls",
+        "stdlib,probe=probe_mp",
+    )
+    assert done.returncode == 0, done
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_overrunning_trial_is_killed_and_reported(tmp_path: Path) -> None:
+    (tmp_path / "hanging_mp.py").write_text(HANGING)
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    done = bench(
+        tmp_path,
+        "bench",
+        "--only",
+        "process_start/fork",
+        "--repeat",
+        "1",
+        "--scale",
+        "0.05",
+        "--timeout",
+        "5",
+        "--impls",
+        "stdlib,hang=hanging_mp",
+        extra_env={"HANG_PID_DIR": str(pid_dir)},
+    )
+    assert done.returncode == 1, done
+    assert table_row(done.stdout, "fork")[4] == "TIMEOUT"
+    assert "no result within 5 s" in done.stdout
+    children = [int(p.name) for p in pid_dir.iterdir()]
+    assert children, "the hanging child never started"
+    assert not [pid for pid in children if _alive(pid)]
+
+
+def test_dispatcher_usage_and_scripts(tmp_path: Path) -> None:
+    usage = bench(tmp_path)
+    assert usage.returncode == 0
+    assert "bench" in usage.stdout
+    assert bench(tmp_path, "--help").stdout == usage.stdout
+
+    script = bench(tmp_path, "script.py")
+    assert script.returncode == 2
+    assert "not available yet" in script.stderr
+
+    listing = bench(tmp_path, "bench", "--list")
+    assert listing.returncode == 0
+    assert "process_start" in listing.stdout
+    assert "forkserver" in listing.stdout
+
+    unknown = bench(tmp_path, "bench", "--only", "no_such_workload")
+    assert unknown.returncode == 2
+    assert "unknown workload 'no_such_workload'" in unknown.stderr
+
+    bad_output = bench(tmp_path, "bench", "--output", "report.txt")
+    assert bad_output.returncode == 2
+    assert ".md or .json" in bad_output.stderr
+
+
+def test_parse_impls_labels_and_modules() -> None:
+    base, cand = parse_impls("stdlib,stdlib")
+    assert (base.label, base.module, base.role) == ("stdlib", "multiprocessing", "baseline")
+    assert (cand.label, cand.name, cand.role) == ("stdlib#2", "stdlib", "candidate")
+    _, custom = parse_impls("stdlib, mine=my.module")
+    assert (custom.label, custom.module) == ("mine", "my.module")
+
+
+def test_rotation_alternates_who_goes_first() -> None:
+    subjects = [Subject(n, "impl", "peer", n, n) for n in "abc"]
+    firsts = [rotated(subjects, run)[0].label for run in range(4)]
+    assert firsts == ["a", "b", "c", "a"]
+
+
+def test_workload_modules_do_not_shadow_other_modules() -> None:
+    # Trials import workload modules top-level: their names must be free.
+    for name in workloads.names():
+        assert name not in sys.builtin_module_names
+        assert importlib.util.find_spec(name) is None, name
