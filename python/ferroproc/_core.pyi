@@ -4,6 +4,20 @@ from collections.abc import Sequence
 from os import PathLike
 from typing import final
 
+__all__ = [
+    "WAIT_TICK",
+    "Child",
+    "ParentLink",
+    "__version__",
+    "bootstrap_create",
+    "bootstrap_read",
+    "fork",
+    "forkserver_listen",
+    "forkserver_request",
+    "forkserver_serve",
+    "spawn",
+]
+
 __version__: str
 WAIT_TICK: float
 """Longest time (seconds) a blocking call waits without running signal handlers."""

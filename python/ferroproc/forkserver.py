@@ -125,6 +125,11 @@ def main(
             continue
         with contextlib.suppress(ImportError):
             __import__(name)
+    # Every child re-runs the parent's main script through runpy, which imports pkgutil
+    # (and with it typing): import them once here so children inherit them by fork.
+    import pkgutil  # noqa: F401
+    import runpy  # noqa: F401
+
     util._close_stdin()
     # Ctrl-C reaches the whole foreground group; the client decides what its children do.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

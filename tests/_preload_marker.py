@@ -1,0 +1,1 @@
+"""An empty module: the fork-server preload test checks whether children have it."""
