@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 
-from . import process
+from . import process, reduction
 
 # `typing` costs milliseconds of start-up in every child; annotations only need it
 # when type checking.
@@ -125,12 +125,16 @@ class BaseContext:
 
     @property
     def reducer(self) -> Any:
-        """The module that pickles objects for children (``ferroproc.reduction``)."""
-        return globals().get("reduction")
+        """What pickles objects for children: ``ferroproc.reduction`` unless replaced.
+
+        As in the stdlib, setting it replaces the reducer for every context.
+        """
+        return reduction
 
     @reducer.setter
-    def reducer(self, reduction: Any) -> None:
-        globals()["reduction"] = reduction
+    def reducer(self, value: Any) -> None:
+        global reduction
+        reduction = value
 
     def _check_available(self) -> None:
         pass

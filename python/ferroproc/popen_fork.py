@@ -73,6 +73,7 @@ class Popen:
 
     def _launch(self, process_obj: BaseProcess) -> None:
         parent_pid = os.getpid()
+        util._prepare_devnull_stdin()
         child = _core.fork()
         if child is None:
             code = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from . import _core, context, popen_fork, reduction, spawn
+from . import _core, context, popen_fork, spawn
 
 # `typing` costs milliseconds of start-up in every child; annotations only need it
 # when type checking.
@@ -45,8 +45,9 @@ class Popen(popen_fork.Popen):
         buf = io.BytesIO()
         context.set_spawning_popen(self)
         try:
-            reduction.dump(prep_data, buf)
-            reduction.dump(process_obj, buf)
+            # Looked up at each start, so a replaced `ctx.reducer` takes effect.
+            context.reduction.dump(prep_data, buf)
+            context.reduction.dump(process_obj, buf)
         finally:
             context.set_spawning_popen(None)
         bootstrap_fd = _core.bootstrap_create(buf.getvalue())

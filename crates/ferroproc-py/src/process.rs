@@ -200,8 +200,10 @@ impl PyParentLink {
     /// exits (when it is already gone, `None` tells the caller to act).
     #[staticmethod]
     #[pyo3(signature = (parent_pid, die_with_parent=false))]
-    fn to_parent(py: Python<'_>, parent_pid: i32, die_with_parent: bool) -> PyResult<Option<Self>> {
-        let link = py.detach(|| ParentLink::to_parent(parent_pid)).or_raise()?;
+    fn to_parent(parent_pid: i32, die_with_parent: bool) -> PyResult<Option<Self>> {
+        // Two quick system calls, made in a fresh child, so the GIL stays held: releasing
+        // it would only write to memory the child still shares with its parent.
+        let link = ParentLink::to_parent(parent_pid).or_raise()?;
         match link {
             Some(link) => {
                 if die_with_parent {
