@@ -46,8 +46,8 @@ class Popen(popen_fork.Popen):
         context.set_spawning_popen(self)
         try:
             # Looked up at each start, so a replaced `ctx.reducer` takes effect.
-            context.reduction.dump(prep_data, buf)
-            context.reduction.dump(process_obj, buf)
+            context._default_context.reducer.dump(prep_data, buf)
+            context._default_context.reducer.dump(process_obj, buf)
         finally:
             context.set_spawning_popen(None)
         bootstrap_fd = _core.bootstrap_create(buf.getvalue())
