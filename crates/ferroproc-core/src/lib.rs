@@ -6,11 +6,20 @@
 //! Modules:
 //! - [`process`]: launching children (fork, spawn, fork server), reaping them, signalling
 //!   them, the sentinels that say when they exit, and tying a child's life to its parent's.
+//! - [`shm`]: shared-memory segments and what may be placed in them.
+//! - [`futex`]: waiting on a word in shared memory, behind a trait so algorithms can be
+//!   model-checked.
+//! - [`sync`]: process-shared locks, semaphores, events, conditions and barriers that
+//!   survive the death of a holder.
 //!
 //! Syscalls live in the private `sys` module, the only place where `unsafe` is allowed.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod primitive;
 mod sys;
 
+pub mod futex;
 pub mod process;
+pub mod shm;
+pub mod sync;

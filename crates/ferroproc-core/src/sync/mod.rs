@@ -1,0 +1,6 @@
+//! Process-shared synchronisation primitives, robust to the death of a holder.
+//!
+//! Each primitive is a `#[repr(C)]` struct of atomics ([`ShmSafe`](crate::shm::ShmSafe))
+//! meant to be placed in a shared-memory segment, and each algorithm takes its
+//! [`Waiter`](crate::futex::Waiter) as a parameter so the same code runs on futexes in
+//! production and under loom in `tests/loom_*.rs`.
