@@ -3,4 +3,17 @@
 //! Each primitive is a `#[repr(C)]` struct of atomics ([`ShmSafe`](crate::shm::ShmSafe))
 //! meant to be placed in a shared-memory segment, and each algorithm takes its
 //! [`Waiter`](crate::futex::Waiter) as a parameter so the same code runs on futexes in
-//! production and under loom in `tests/loom_*.rs`.
+//! production and under loom in `tests/loom_*.rs`. Whether a process is still alive is
+//! asked through [`Liveness`], so models can kill holders too.
+
+mod barrier;
+mod condition;
+mod error;
+mod event;
+mod liveness;
+mod lock;
+mod rlock;
+mod semaphore;
+
+pub use error::SyncError;
+pub use liveness::Liveness;
