@@ -3,7 +3,7 @@
 //! Every blocking algorithm in the crate (locks, semaphores, events, conditions, barriers,
 //! channels) is written against the [`Waiter`] trait, not against the futex system call, so
 //! that it can be model-checked with loom, which cannot see futexes (iceoryx2's split of
-//! algorithm and mechanism). [`FutexWaiter`] is the real thing: `FUTEX_WAIT`/`FUTEX_WAKE`
+//! algorithm and mechanism). `FutexWaiter` is the real thing: `FUTEX_WAIT`/`FUTEX_WAKE`
 //! on a word that may live in memory shared between processes (so never the `_PRIVATE`
 //! variants).
 
