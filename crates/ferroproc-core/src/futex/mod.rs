@@ -3,13 +3,28 @@
 //! Every blocking algorithm in the crate (locks, semaphores, events, conditions, barriers,
 //! channels) is written against the [`Waiter`] trait, not against the futex system call, so
 //! that it can be model-checked with loom, which cannot see futexes (iceoryx2's split of
-//! algorithm and mechanism). `FutexWaiter` is the real thing: `FUTEX_WAIT`/`FUTEX_WAKE`
-//! on a word that may live in memory shared between processes (so never the `_PRIVATE`
-//! variants).
+//! algorithm and mechanism). [`FutexWaiter`] is the real thing: `FUTEX_WAIT_BITSET` (with
+//! an absolute `CLOCK_MONOTONIC` deadline) and `FUTEX_WAKE` on a word that may live in
+//! memory shared between processes (so never the `_PRIVATE` variants). [`SpinWaiter`]
+//! yields instead of sleeping; loom models use it. Under `--cfg loom` `FutexWaiter` does not
+//! exist (loom's atomics cannot be futex words).
+//!
+//! The contract both waiters keep, and every algorithm relies on: a wait may return
+//! spuriously, so callers re-check their condition in a loop; a wait never sleeps when the
+//! word already differs from what the caller last saw (the check and the sleep are one
+//! atomic step in the kernel, which is what makes a lost wake-up impossible); and a
+//! deadline is an absolute [`Instant`], so retrying after a spurious return never extends
+//! the caller's total timeout.
 
 use std::time::Instant;
 
 use crate::primitive::AtomicU32;
+
+#[cfg(not(loom))]
+mod kernel;
+
+#[cfg(not(loom))]
+pub use kernel::FutexWaiter;
 
 /// Why a [`Waiter::wait`] returned. Every outcome allows spurious returns: callers always
 /// re-check their condition in a loop.

@@ -15,5 +15,11 @@ mod lock;
 mod rlock;
 mod semaphore;
 
+pub use barrier::{Arrival, BarrierTicket, RawBarrier, Release, LIVENESS_PERIOD, MAX_PARTIES};
+pub use condition::{CondWait, ConditionLock, RawCondition, Sleep, DEFAULT_SLOTS};
 pub use error::SyncError;
-pub use liveness::Liveness;
+pub use event::RawEvent;
+pub use liveness::{AlwaysAlive, Liveness, ProcessLiveness};
+pub use lock::{Acquire, RawLock, OWNER_CHECK_INTERVAL};
+pub use rlock::{Owner, RawRLock};
+pub use semaphore::{RawSemaphore, SEM_VALUE_MAX};

@@ -7,8 +7,12 @@
 
 pub(crate) mod fd;
 pub(crate) mod fork;
+#[cfg(not(loom))]
+pub(crate) mod futex;
 pub(crate) mod memfd;
+pub(crate) mod mmap;
 pub(crate) mod pidfd;
 pub(crate) mod poll;
 pub(crate) mod scm;
+pub(crate) mod shm;
 pub(crate) mod spawn;

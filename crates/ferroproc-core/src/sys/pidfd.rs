@@ -108,3 +108,53 @@ pub(crate) fn getpid() -> i32 {
 pub(crate) fn getppid() -> i32 {
     rustix::process::getppid().map_or(0, |pid| pid.as_raw_nonzero().get())
 }
+
+/// Whether process `raw_pid` is alive, a zombie counting as dead.
+///
+/// `pidfd_open(pid, 0)`, then `poll(pidfd, POLLIN, 0)`: a pidfd polls readable once its
+/// process has exited, whether or not it has been reaped. `ESRCH` from `pidfd_open` means
+/// there is no such process. Where pidfds are unavailable (`ENOSYS` before Linux 5.3, or
+/// `EMFILE`), falls back to `kill(pid, 0)`, which cannot tell a zombie from a live process;
+/// `EPERM` from it still means the process exists. Allocates nothing, so forked children
+/// of multithreaded processes may call it.
+///
+/// # References
+///  - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+///  - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
+///  - [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
+pub(crate) fn process_alive(raw_pid: i32) -> Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+
+    let pid = pid(raw_pid)?;
+    match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(pidfd) => {
+            let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            loop {
+                match rustix::event::poll(&mut fds, Some(&now)) {
+                    Ok(ready) => return Ok(ready == 0),
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(Errno::SRCH) => Ok(false),
+        Err(_) => match rustix::process::test_kill_process(pid) {
+            Ok(()) | Err(Errno::PERM) => Ok(true),
+            Err(Errno::SRCH) => Ok(false),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// `gettid()`: the calling thread's kernel id (unique among the live threads of the pid
+/// namespace; the main thread's is the process id).
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/gettid.2.html)
+pub(crate) fn gettid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
