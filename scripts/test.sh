@@ -53,6 +53,18 @@ step "cargo doc" env RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 # (pyo3's extension-module feature does not link libpython), add `--exclude ferroproc-py`;
 # the bindings are then still built by clippy and maturin and tested by pytest.
 step "cargo test" cargo test --workspace
+# Loom explores every interleaving of each lock, semaphore, event, condition, barrier and
+# arena algorithm (the same code, with loom's atomics swapped in by --cfg loom).
+loom() {
+    local tests=()
+    local file
+    for file in crates/ferroproc-core/tests/loom_*.rs; do
+        tests+=(--test "$(basename "$file" .rs)")
+    done
+    RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=2 \
+        cargo test --release -p ferroproc-core --lib "${tests[@]}" -- --test-threads=2
+}
+step "loom models" loom
 step "ruff check" "$VENV/bin/ruff" check python tests
 step "ruff format" "$VENV/bin/ruff" format --check python tests
 step "mypy" "$VENV/bin/mypy"

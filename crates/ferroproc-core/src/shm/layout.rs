@@ -164,7 +164,7 @@ impl Header {
 
 const _: () = assert!(std::mem::size_of::<Header>() <= Header::RESERVED);
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
