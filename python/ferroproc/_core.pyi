@@ -5,9 +5,20 @@ from os import PathLike
 from typing import final
 
 __all__ = [
+    "RECURSIVE_MUTEX",
+    "SEMAPHORE",
+    "SEM_VALUE_MAX",
     "WAIT_TICK",
+    "Arena",
+    "Barrier",
+    "BarrierTicket",
     "Child",
+    "Condition",
+    "Event",
     "ParentLink",
+    "RawBlock",
+    "SemLock",
+    "SharedBuffer",
     "__version__",
     "bootstrap_create",
     "bootstrap_read",
@@ -15,6 +26,7 @@ __all__ = [
     "forkserver_listen",
     "forkserver_request",
     "forkserver_serve",
+    "note_fork",
     "spawn",
 ]
 
@@ -87,3 +99,208 @@ def forkserver_request(address: str | PathLike[str], fds: Sequence[int]) -> Chil
 
 def forkserver_serve(listener_fd: int, parent_pid: int) -> tuple[ParentLink, list[int]] | None:
     """Run the fork server loop; returns ``None`` in the server, ``(client, fds)`` in a child."""
+
+RECURSIVE_MUTEX: int
+SEMAPHORE: int
+SEM_VALUE_MAX: int
+
+@final
+class Arena:
+    """An anonymous shared-memory segment that small shared objects are carved out of."""
+
+    @staticmethod
+    def create(capacity: int) -> Arena:
+        """A new arena with room for about ``capacity`` bytes of blocks."""
+    @staticmethod
+    def attach(fd: int) -> Arena:
+        """Map the arena behind ``fd``; the caller keeps (and may close) ``fd``."""
+    @property
+    def fd(self) -> int:
+        """The arena's descriptor, to pass to a child being started."""
+    @property
+    def size(self) -> int:
+        """The arena's size in bytes, bookkeeping included."""
+    @property
+    def data_offset(self) -> int:
+        """Where the arena's data starts in its file, past the segment header.
+
+        A block at ``offset`` is at ``data_offset + offset`` of a mapping of ``fd``, whose
+        file holds ``data_offset + size`` bytes.
+        """
+
+@final
+class RawBlock:
+    """Plain bytes in a block of an arena: the memory of a small ``sharedctypes`` object.
+
+    Zeroed when allocated; freed when dropped in the process that allocated it, unless
+    another process may use it (it was pickled for a child, or this process forked since).
+    """
+
+    ALIGN: int
+    """How the bytes are aligned, from the start of the arena's data."""
+    MAX_SIZE: int
+    """The most bytes a block holds; larger objects get a ``SharedBuffer``."""
+    def __new__(cls, arena: Arena, size: int) -> RawBlock: ...
+    @staticmethod
+    def rebuild(arena: Arena, offset: int, size: int) -> RawBlock:
+        """The block of ``size`` bytes another process allocated at ``offset`` of ``arena``."""
+    @property
+    def offset(self) -> int:
+        """Where the bytes start, from the start of the arena's data."""
+    @property
+    def size(self) -> int:
+        """How many bytes the block holds for its user."""
+    @property
+    def arena(self) -> Arena:
+        """The arena the block lives in."""
+    def _mark_shared(self) -> None:
+        """Record that another process may use the block, so it is never freed."""
+
+@final
+class SharedBuffer:
+    """A raw anonymous shared-memory segment (memfd), every byte the user's: the memory of
+    a large ``sharedctypes`` array."""
+
+    @staticmethod
+    def create(size: int) -> SharedBuffer:
+        """A new zero-filled segment of ``size`` bytes (``size`` must be positive)."""
+    @staticmethod
+    def attach(fd: int) -> SharedBuffer:
+        """Map the segment behind ``fd``; the caller keeps (and may close) ``fd``."""
+    @property
+    def fd(self) -> int:
+        """The segment's descriptor, to map it or pass it to a child being started."""
+    @property
+    def size(self) -> int:
+        """The segment's size in bytes."""
+
+def note_fork() -> None:
+    """Count a fork (registered to run before every fork)."""
+
+@final
+class SemLock:
+    """A lock or semaphore in shared memory (the stdlib's ``_multiprocessing.SemLock``)."""
+
+    SIZE: int
+    def __new__(cls, arena: Arena, kind: int, value: int, maxvalue: int) -> SemLock: ...
+    @staticmethod
+    def rebuild(arena: Arena, offset: int, kind: int, maxvalue: int) -> SemLock:
+        """The ``SemLock`` another process placed at ``offset`` of ``arena``."""
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Acquire; ``False`` if ``block`` is false or ``timeout`` passes first."""
+    def release(self) -> None:
+        """Release (``ValueError`` if released too often, ``AssertionError`` if not owned)."""
+    def _count(self) -> int: ...
+    def _is_mine(self) -> bool: ...
+    def _get_value(self) -> int: ...
+    def _is_zero(self) -> bool: ...
+    def _after_fork(self) -> None: ...
+    def _mark_shared(self) -> None: ...
+    @property
+    def owner_died(self) -> bool:
+        """Whether the last acquire in this process took over from a dead holder."""
+    @property
+    def kind(self) -> int:
+        """``RECURSIVE_MUTEX`` or ``SEMAPHORE``."""
+    @property
+    def maxvalue(self) -> int:
+        """The largest value a release may reach."""
+    @property
+    def offset(self) -> int:
+        """Where the object sits in its arena."""
+    @property
+    def arena(self) -> Arena:
+        """The arena the object lives in."""
+    @property
+    def owner_pid(self) -> int | None:
+        """The pid of the holding process, for locks."""
+
+@final
+class Condition:
+    """A condition variable in shared memory, used with a ``SemLock`` lock."""
+
+    SIZE: int
+    def __new__(cls, arena: Arena) -> Condition: ...
+    @staticmethod
+    def rebuild(arena: Arena, offset: int) -> Condition:
+        """The condition another process placed at ``offset`` of ``arena``."""
+    def wait(self, lock: SemLock, timeout: float | None = None) -> bool:
+        """Release ``lock``, wait for a notification or the timeout, take ``lock`` again."""
+    def notify(self, lock: SemLock, n: int = 1) -> int:
+        """Wake at most ``n`` waiters; return how many were woken."""
+    def notify_all(self, lock: SemLock) -> int:
+        """Wake every waiter; return how many were woken."""
+    def waiting(self) -> int:
+        """How many are waiting (a snapshot)."""
+    def _mark_shared(self) -> None: ...
+    @property
+    def offset(self) -> int:
+        """Where the object sits in its arena."""
+    @property
+    def arena(self) -> Arena:
+        """The arena the object lives in."""
+
+@final
+class Event:
+    """A process-shared event flag."""
+
+    SIZE: int
+    def __new__(cls, arena: Arena) -> Event: ...
+    @staticmethod
+    def rebuild(arena: Arena, offset: int) -> Event:
+        """The event another process placed at ``offset`` of ``arena``."""
+    def is_set(self) -> bool: ...
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until set or ``timeout`` passes; return the flag."""
+    def _mark_shared(self) -> None: ...
+    @property
+    def offset(self) -> int:
+        """Where the object sits in its arena."""
+    @property
+    def arena(self) -> Arena:
+        """The arena the object lives in."""
+
+@final
+class BarrierTicket:
+    """A party's place in a round of a barrier."""
+
+    @property
+    def index(self) -> int:
+        """The arrival index, distinct for each party of a round."""
+    @property
+    def completes(self) -> bool:
+        """Whether this party completes the round (and runs the action)."""
+
+@final
+class Barrier:
+    """A process-shared barrier."""
+
+    SIZE: int
+    def __new__(cls, arena: Arena, parties: int) -> Barrier: ...
+    @staticmethod
+    def rebuild(arena: Arena, offset: int) -> Barrier:
+        """The barrier another process placed at ``offset`` of ``arena``."""
+    def arrive(self, timeout: float | None = None) -> BarrierTicket:
+        """Count the caller into the current round."""
+    def await_release(self, ticket: BarrierTicket, timeout: float | None = None) -> int:
+        """Wait until the ticket's round completes; a timeout breaks the barrier."""
+    def complete(self, ticket: BarrierTicket) -> int:
+        """Release the round after the last party ran the action."""
+    def break_barrier(self) -> None: ...
+    def abort(self) -> None: ...
+    def reset(self) -> None: ...
+    def _mark_shared(self) -> None: ...
+    @property
+    def parties(self) -> int: ...
+    @property
+    def n_waiting(self) -> int: ...
+    @property
+    def broken(self) -> bool: ...
+    @property
+    def offset(self) -> int:
+        """Where the object sits in its arena."""
+    @property
+    def arena(self) -> Arena:
+        """The arena the object lives in."""

@@ -19,8 +19,10 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any, ClassVar
+
+    from . import synchronize
 
 __all__: list[str] = []
 
@@ -44,6 +46,14 @@ class AuthenticationError(ProcessError):
     """The authkey handshake failed."""
 
 
+class OwnerDiedWarning(RuntimeWarning):
+    """A lock was acquired after its previous holder died while holding it.
+
+    What the dead holder was protecting may be half-updated; the lock itself works. The
+    stdlib has no such case: its locks stay locked forever when their holder dies.
+    """
+
+
 # --- contexts ------------------------------------------------------------------------
 
 
@@ -54,12 +64,86 @@ class BaseContext:
     BufferTooShort = BufferTooShort
     TimeoutError = TimeoutError
     AuthenticationError = AuthenticationError
+    OwnerDiedWarning = OwnerDiedWarning
 
     current_process = staticmethod(process.current_process)
     parent_process = staticmethod(process.parent_process)
     active_children = staticmethod(process.active_children)
 
     _name: ClassVar[str | None] = None
+
+    def Lock(self) -> synchronize.Lock:
+        """A non-recursive lock shared between processes (robust to its holder dying)."""
+        from .synchronize import Lock
+
+        return Lock(ctx=self.get_context())
+
+    def RLock(self) -> synchronize.RLock:
+        """A recursive lock shared between processes."""
+        from .synchronize import RLock
+
+        return RLock(ctx=self.get_context())
+
+    def Condition(
+        self, lock: synchronize.Lock | synchronize.RLock | None = None
+    ) -> synchronize.Condition:
+        """A condition variable over ``lock`` (a new ``RLock`` if ``None``)."""
+        from .synchronize import Condition
+
+        return Condition(lock, ctx=self.get_context())
+
+    def Semaphore(self, value: int = 1) -> synchronize.Semaphore:
+        """A counting semaphore shared between processes."""
+        from .synchronize import Semaphore
+
+        return Semaphore(value, ctx=self.get_context())
+
+    def BoundedSemaphore(self, value: int = 1) -> synchronize.BoundedSemaphore:
+        """A semaphore that cannot be released above its initial value."""
+        from .synchronize import BoundedSemaphore
+
+        return BoundedSemaphore(value, ctx=self.get_context())
+
+    def Event(self) -> synchronize.Event:
+        """An event flag shared between processes."""
+        from .synchronize import Event
+
+        return Event(ctx=self.get_context())
+
+    def Barrier(
+        self,
+        parties: int,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+    ) -> synchronize.Barrier:
+        """A barrier for ``parties`` processes."""
+        from .synchronize import Barrier
+
+        return Barrier(parties, action, timeout, ctx=self.get_context())
+
+    def RawValue(self, typecode_or_type: Any, *args: Any) -> Any:
+        """A ctypes object in shared memory, without a lock."""
+        from .sharedctypes import RawValue
+
+        return RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type: Any, size_or_initializer: Any) -> Any:
+        """A ctypes array in shared memory, without a lock."""
+        from .sharedctypes import RawArray
+
+        return RawArray(typecode_or_type, size_or_initializer)
+
+    def Value(self, typecode_or_type: Any, *args: Any, lock: Any = True) -> Any:
+        """A ctypes object in shared memory, with a lock unless ``lock`` is false."""
+        from .sharedctypes import Value
+
+        return Value(typecode_or_type, *args, lock=lock, ctx=self.get_context())
+
+    def Array(self, typecode_or_type: Any, size_or_initializer: Any, *, lock: Any = True) -> Any:
+        """A ctypes array in shared memory, with a lock unless ``lock`` is false."""
+        from .sharedctypes import Array
+
+        return Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self.get_context())
 
     def cpu_count(self) -> int:
         """Return the number of CPUs in the system."""

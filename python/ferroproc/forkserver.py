@@ -51,6 +51,9 @@ class ForkServer:
         self._address: str | None = None
         self._server: _core.Child | None = None
         self._server_pid: int | None = None
+        # The process that started the server: a forked child inherits this object but
+        # not the server (which is not its child and serves its parent), so it starts its own.
+        self._owner_pid: int | None = None
         self._preload_modules: list[str] = ["__main__"]
         self._lock = threading.Lock()
 
@@ -73,6 +76,8 @@ class ForkServer:
     def ensure_running(self) -> None:
         """Start the server unless it is running (restart it if it died)."""
         with self._lock:
+            if self._server is not None and self._owner_pid != os.getpid():
+                self._server = self._server_pid = self._address = None
             if self._server is not None:
                 if self._server.poll() is None:
                     return
@@ -94,6 +99,7 @@ class ForkServer:
                 os.close(listener)
             self._server = server
             self._server_pid = server.pid
+            self._owner_pid = os.getpid()
             self._address = os.fspath(address)
             util.Finalize(self, _stop_server, args=(server, self._address), exitpriority=-50)
 

@@ -28,8 +28,9 @@ class Popen(popen_fork.Popen):
 
     def duplicate_for_child(self, fd: int) -> int:
         """The child finds ``fd`` at this index of ``forkserver.get_inherited_fds()``."""
-        self._fds.append(fd)
-        return len(self._fds) - 1
+        if fd not in self._fds:
+            self._fds.append(fd)
+        return self._fds.index(fd)
 
     def _launch(self, process_obj: BaseProcess) -> None:
         prep_data = spawn.get_preparation_data(process_obj._name)

@@ -36,9 +36,10 @@ class Popen(popen_fork.Popen):
         super().__init__(process_obj)
 
     def duplicate_for_child(self, fd: int) -> int:
-        # Slot 0 is the bootstrap; passed descriptors follow it.
-        self._fds.append(fd)
-        return FIRST_PASSED_FD + len(self._fds)
+        # Slot 0 is the bootstrap; passed descriptors follow it, each passed once.
+        if fd not in self._fds:
+            self._fds.append(fd)
+        return FIRST_PASSED_FD + 1 + self._fds.index(fd)
 
     def _launch(self, process_obj: BaseProcess) -> None:
         prep_data = spawn.get_preparation_data(process_obj._name)

@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, ClassVar
 
-__all__ = ["AbstractReducer", "ForkingPickler", "dump", "register"]
+__all__ = ["AbstractReducer", "DupFd", "ForkingPickler", "dump", "register"]
 
 HAVE_SEND_HANDLE = False
 
@@ -99,3 +99,44 @@ class AbstractReducer:
     ForkingPickler = ForkingPickler
     register = register
     dump = dump
+
+
+class _DupFd:
+    """A descriptor on its way to a child being started; ``detach`` gives it in the child."""
+
+    __slots__ = ("handle", "via_forkserver")
+
+    def __init__(self, handle: int, via_forkserver: bool) -> None:
+        self.handle = handle
+        self.via_forkserver = via_forkserver
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _DupFd, (self.handle, self.via_forkserver)
+
+    def detach(self) -> int:
+        """The descriptor, in the child that received it."""
+        if self.via_forkserver:
+            from .forkserver import get_inherited_fds
+
+            fds = get_inherited_fds()
+            if fds is None:
+                raise RuntimeError("no descriptors were inherited from a fork server")
+            return fds[self.handle]
+        return self.handle
+
+
+def DupFd(fd: int) -> _DupFd:
+    """Arrange for ``fd`` to reach the child being started; unpickle and ``detach()`` there.
+
+    Only possible while a process object is being pickled for a spawn or fork-server child:
+    the descriptor travels with the child's start-up, not over a socket afterwards.
+    """
+    from .context import get_spawning_popen
+
+    popen = get_spawning_popen()
+    if popen is None:
+        raise RuntimeError(
+            "a file descriptor can only be pickled for a child process while that child is "
+            "being started (pass the object to Process(...) or rely on fork inheritance)"
+        )
+    return _DupFd(popen.duplicate_for_child(fd), popen.method == "forkserver")

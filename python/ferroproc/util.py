@@ -369,7 +369,10 @@ def _prepare_devnull_stdin() -> None:
     global _devnull_stdin
     if _devnull_stdin is None:
         with contextlib.suppress(OSError, ValueError):
-            _devnull_stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - kept for children
+            # closefd=False: the descriptor (close-on-exec) lives as long as this process;
+            # the file object never owns it, so no child or parent warns about it.
+            fd = os.open(os.devnull, os.O_RDONLY)
+            _devnull_stdin = open(fd, encoding="utf-8", closefd=False)  # noqa: SIM115
 
 
 def _close_stdin() -> None:

@@ -7,10 +7,11 @@
 use std::time::{Duration, Instant};
 
 use ferroproc_core::process::ProcessError;
+use ferroproc_core::sync::SyncError;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::errors::OrRaise;
+use crate::errors::{CoreError, OrRaise};
 
 /// The longest the main thread waits without running Python's signal handlers.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -37,26 +38,50 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(60 * 60 * 24 * 365)
 }
 
-/// Runs `attempt(slice)` with the GIL released until it yields a value or `deadline`
-/// passes, checking signals between slices. `attempt` waits at most `slice` and returns
-/// `Ok(None)` when nothing happened in that time.
-pub fn wait_until<T, F>(
+/// The end of the next slice of a wait that must end by `deadline`.
+pub fn slice_end(deadline: Option<Instant>) -> Instant {
+    let tick = Instant::now() + TICK;
+    deadline.map_or(tick, |deadline| deadline.min(tick))
+}
+
+/// A core error that may just mean "a signal arrived" (`EINTR`).
+pub trait MaybeInterrupted {
+    /// Whether this error is the core's `Interrupted`.
+    fn is_interrupted(&self) -> bool;
+}
+
+impl MaybeInterrupted for ProcessError {
+    fn is_interrupted(&self) -> bool {
+        matches!(self, ProcessError::Interrupted)
+    }
+}
+
+impl MaybeInterrupted for SyncError {
+    fn is_interrupted(&self) -> bool {
+        matches!(self, SyncError::Interrupted)
+    }
+}
+
+/// Runs `attempt(slice_deadline)` with the GIL released until it yields a value or
+/// `deadline` passes, checking signals between slices. `attempt` waits at most until the
+/// deadline it is given and returns `Ok(None)` when nothing happened by then.
+pub fn wait_until<T, E, F>(
     py: Python<'_>,
     deadline: Option<Instant>,
     mut attempt: F,
 ) -> PyResult<Option<T>>
 where
     T: Send,
-    F: FnMut(Duration) -> Result<Option<T>, ProcessError> + Send,
+    E: MaybeInterrupted + Send,
+    CoreError: From<E>,
+    F: FnMut(Instant) -> Result<Option<T>, E> + Send,
 {
     loop {
-        let slice = match deadline {
-            None => TICK,
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(TICK),
-        };
-        match py.detach(|| attempt(slice)) {
+        let until = slice_end(deadline);
+        match py.detach(|| attempt(until)) {
             Ok(Some(value)) => return Ok(Some(value)),
-            Ok(None) | Err(ProcessError::Interrupted) => {}
+            Ok(None) => {}
+            Err(err) if err.is_interrupted() => {}
             Err(other) => return Err(other).or_raise(),
         }
         py.check_signals()?;

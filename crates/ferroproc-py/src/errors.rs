@@ -4,20 +4,29 @@
 //! pickle by import path; they are imported lazily here.
 
 use ferroproc_core::process::ProcessError;
-use pyo3::exceptions::{PyInterruptedError, PyOSError};
+use ferroproc_core::shm::ShmError;
+use ferroproc_core::sync::SyncError;
+use pyo3::exceptions::{
+    PyAssertionError, PyInterruptedError, PyMemoryError, PyOSError, PyValueError,
+};
 use pyo3::prelude::*;
 
 /// Exception classes defined in Python.
 mod py_exceptions {
     pyo3::import_exception!(ferroproc.context, ProcessError);
+    pyo3::import_exception!(threading, BrokenBarrierError);
 }
-use py_exceptions::ProcessError as PyProcessError;
+use py_exceptions::{BrokenBarrierError, ProcessError as PyProcessError};
 
 /// Every error the core can return, so one conversion covers them all.
 #[derive(Debug)]
 pub enum CoreError {
     /// From `ferroproc_core::process`.
     Process(ProcessError),
+    /// From `ferroproc_core::sync`.
+    Sync(SyncError),
+    /// From `ferroproc_core::shm`.
+    Shm(ShmError),
 }
 
 impl From<ProcessError> for CoreError {
@@ -26,16 +35,29 @@ impl From<ProcessError> for CoreError {
     }
 }
 
+impl From<SyncError> for CoreError {
+    fn from(err: SyncError) -> Self {
+        Self::Sync(err)
+    }
+}
+
+impl From<ShmError> for CoreError {
+    fn from(err: ShmError) -> Self {
+        Self::Shm(err)
+    }
+}
+
+/// `OSError(errno, "op: strerror")`, which Python turns into the matching subclass
+/// (`FileNotFoundError`, ...) the way `os` functions do.
+fn os_error(op: &str, errno: i32, source: &dyn std::fmt::Display) -> PyErr {
+    PyOSError::new_err((errno, format!("{op}: {source}")))
+}
+
 impl From<CoreError> for PyErr {
     fn from(err: CoreError) -> Self {
         match err {
             CoreError::Process(err) => match err {
-                ProcessError::Os { op, source } => {
-                    let errno = source.raw_os_error();
-                    // OSError(errno, strerror) picks the subclass (FileNotFoundError, ...)
-                    // the way `os` functions do; the operation goes in the message.
-                    PyOSError::new_err((errno, format!("{op}: {source}")))
-                }
+                ProcessError::Os { op, source } => os_error(op, source.raw_os_error(), &source),
                 ProcessError::Interrupted => {
                     PyInterruptedError::new_err((libc_eintr(), "interrupted by a signal"))
                 }
@@ -45,6 +67,25 @@ impl From<CoreError> for PyErr {
                 ProcessError::Bootstrap(message) => PyProcessError::new_err(format!(
                     "cannot read the start-up data of this process: {message}"
                 )),
+            },
+            // The stdlib's SemLock contract: over-release is ValueError, releasing a
+            // recursive lock one does not own is AssertionError.
+            CoreError::Sync(err) => match err {
+                SyncError::OverReleased => PyValueError::new_err(err.to_string()),
+                SyncError::NotOwner => PyAssertionError::new_err(
+                    "attempt to release recursive lock not owned by thread",
+                ),
+                SyncError::BrokenBarrier => BrokenBarrierError::new_err(()),
+                SyncError::Invalid(message) => PyValueError::new_err(message),
+                SyncError::Interrupted => {
+                    PyInterruptedError::new_err((libc_eintr(), "interrupted by a signal"))
+                }
+                SyncError::Os { op, source } => os_error(op, source.raw_os_error(), &source),
+            },
+            CoreError::Shm(err) => match err {
+                ShmError::Os { op, source } => os_error(op, source.raw_os_error(), &source),
+                ShmError::ArenaFull { .. } => PyMemoryError::new_err(err.to_string()),
+                other => PyValueError::new_err(other.to_string()),
             },
         }
     }

@@ -9,8 +9,11 @@
 mod blocking;
 mod errors;
 mod fd;
+mod identity;
 mod interp;
 mod process;
+mod shm;
+mod sync;
 
 use pyo3::prelude::*;
 
@@ -28,5 +31,17 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process::forkserver_listen, m)?)?;
     m.add_function(wrap_pyfunction!(process::forkserver_request, m)?)?;
     m.add_function(wrap_pyfunction!(process::forkserver_serve, m)?)?;
+    m.add_class::<shm::PyArena>()?;
+    m.add_class::<shm::PyRawBlock>()?;
+    m.add_class::<shm::PySharedBuffer>()?;
+    m.add_function(wrap_pyfunction!(identity::note_fork, m)?)?;
+    m.add("RECURSIVE_MUTEX", sync::RECURSIVE_MUTEX)?;
+    m.add("SEMAPHORE", sync::SEMAPHORE)?;
+    m.add("SEM_VALUE_MAX", ferroproc_core::sync::SEM_VALUE_MAX)?;
+    m.add_class::<sync::PySemLock>()?;
+    m.add_class::<sync::PyCondition>()?;
+    m.add_class::<sync::PyEvent>()?;
+    m.add_class::<sync::PyBarrier>()?;
+    m.add_class::<sync::PyBarrierTicket>()?;
     Ok(())
 }

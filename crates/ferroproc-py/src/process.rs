@@ -5,13 +5,18 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ferroproc_core::process::{
-    self as core, forkserver, Bootstrap, ExitStatus, Forked, ParentLink, SpawnCommand,
+    self as core, forkserver, Bootstrap, ExitStatus, Forked, ParentLink, ProcessError, SpawnCommand,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::blocking::{deadline_after, wait_until};
+
+/// How long is left until `until`, for core calls that take a timeout.
+fn left(until: std::time::Instant) -> Option<Duration> {
+    Some(until.saturating_duration_since(std::time::Instant::now()))
+}
 use crate::errors::OrRaise;
 use crate::fd::PyFd;
 use crate::interp::InterpreterForkHooks;
@@ -137,8 +142,8 @@ impl PyChild {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<i32>> {
         let deadline = deadline_after(timeout)?;
         let mut was_closed = false;
-        let status = wait_until(py, deadline, |slice| match self.lock().as_mut() {
-            Some(child) => child.wait_timeout(Some(slice)),
+        let status = wait_until(py, deadline, |until| match self.lock().as_mut() {
+            Some(child) => child.wait_timeout(left(until)),
             None => {
                 was_closed = true;
                 Ok(Some(ExitStatus::Exited(0)))
@@ -231,8 +236,8 @@ impl PyParentLink {
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let deadline = deadline_after(timeout)?;
-        let exited = wait_until(py, deadline, |slice| match self.lock().as_ref() {
-            Some(link) => Ok(link.wait_timeout(Some(slice))?.then_some(())),
+        let exited = wait_until(py, deadline, |until| match self.lock().as_ref() {
+            Some(link) => Ok::<_, ProcessError>(link.wait_timeout(left(until))?.then_some(())),
             None => Ok(Some(())),
         })?;
         Ok(exited.is_some())
@@ -365,9 +370,9 @@ pub fn forkserver_serve(
     };
     let mut server = forkserver::Server::new(listener, parent);
     loop {
-        let event = wait_until(py, None, |slice| {
-            match server.next_request(Some(slice))? {
-                forkserver::Event::Timeout => Ok(None),
+        let event = wait_until(py, None, |until| {
+            match server.next_request(left(until))? {
+                forkserver::Event::Timeout => Ok::<_, ProcessError>(None),
                 event => Ok(Some(event)),
             }
         })?;

@@ -169,6 +169,8 @@ def plan(
             subjects = [baseline, candidate, *peer_subjects]
             if variant.floor is not None:
                 subjects.append(Subject("floor", "floor", "floor", "floor", variant.floor))
+            for key in variant.other_floors:
+                subjects.append(Subject(f"floor:{key}", "floor", "other_floor", key, key))
             plans.append(VariantPlan(workload, variant, subjects))
     return plans, missing, no_peers
 
@@ -191,6 +193,8 @@ def list_workloads() -> str:
                 params += f" (--quick: {changed})"
             floor = variant.floor
             extra = f"; floor: {workload.floors[floor].description}" if floor else ""
+            for key in variant.other_floors:
+                extra += f"; also floor {key}: {workload.floors[key].description}"
             target = f"; target: {variant.target.describe()}" if variant.target else ""
             lines.append(f"    {variant.name}: {params}{extra}{target}")
         peers = ", ".join(p.name for p in workload.peers) or "none"

@@ -36,7 +36,7 @@ from ferroproc.bench.workloads import DIRECTORY as WORKLOADS_DIRECTORY
 from ferroproc.bench.workloads._base import Variant, Workload
 
 SubjectKind = Literal["impl", "peer", "floor"]
-Role = Literal["baseline", "candidate", "peer", "floor"]
+Role = Literal["baseline", "candidate", "peer", "floor", "other_floor"]
 TrialStatus = Literal["ok", "failed", "error", "timeout"]
 
 #: Import names of the implementations ``--impls`` knows by name.
@@ -53,10 +53,11 @@ _STDERR_LINES = 15
 
 @dataclass(frozen=True)
 class Subject:
-    """One column of a row: an implementation, a peer or the floor.
+    """One column of a row: an implementation, a peer, the floor or another floor.
 
     ``label`` is what the report shows, ``name`` what the workload's ``run`` receives,
-    ``module`` the import name (for a floor: the floor's key in the workload).
+    ``module`` the import name (for a floor: the floor's key in the workload). The
+    variant's ``floor`` plays the role ``"floor"``, its ``other_floors`` ``"other_floor"``.
     """
 
     label: str
@@ -155,10 +156,10 @@ class VariantResult:
             return None
         return self._better_by(candidate.median, against.median)
 
-    def floor_ratio(self) -> float | None:
-        """The candidate's cost over the floor's: 1.0 is at the floor, lower is better."""
+    def floor_ratio(self, other: SubjectResult | None = None) -> float | None:
+        """The candidate's cost over the floor's (or ``other``'s): 1.0 is at the floor."""
         candidate = self.one("candidate")
-        floor = self.one("floor")
+        floor = other if other is not None else self.one("floor")
         if candidate is None or floor is None:
             return None
         better_by = self._better_by(floor.median, candidate.median)

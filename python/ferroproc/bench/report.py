@@ -4,6 +4,7 @@ Every figure is a median over the run's repeats. The ratio columns always read t
 way whatever the unit: ``speedup`` > 1 means the candidate (ferroproc) beat the baseline
 (the stdlib), and ``<candidate>/floor`` is how far the candidate sits above the floor's
 cost (1.00x is at the floor). The header spells out, unit by unit, which way that is.
+A row's other floors (``Variant.other_floors``) get a table of their own, read the same way.
 """
 
 from __future__ import annotations
@@ -169,6 +170,25 @@ def _peer_table(run: BenchRun) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def _other_floor_table(run: BenchRun) -> tuple[list[str], list[list[str]]]:
+    cand = run.candidate
+    headers = ["workload", "variant", "unit", "floor", "floor figure", cand, f"{cand}/floor"]
+    rows = [
+        [
+            row.plan.workload.name,
+            row.plan.variant.name,
+            row.plan.workload.unit,
+            floor.subject.label,
+            _cell(floor),
+            _cell(row.one("candidate")),
+            _ratio(row.floor_ratio(floor)),
+        ]
+        for row in run.results
+        for floor in row.by_role("other_floor")
+    ]
+    return headers, rows
+
+
 def _notes(run: BenchRun) -> list[str]:
     """Floors, failures and missing peers, one line each."""
     notes: list[str] = []
@@ -180,6 +200,13 @@ def _notes(run: BenchRun) -> list[str]:
             floors.setdefault(description, []).append(_row_name(row))
     for description, names in floors.items():
         notes.append(f"floor for {', '.join(names)}: {description}")
+    others: dict[tuple[str, str], list[str]] = {}
+    for row in run.results:
+        for floor_key in row.plan.variant.other_floors:
+            description = row.plan.workload.floors[floor_key].description
+            others.setdefault((floor_key, description), []).append(_row_name(row))
+    for (floor_key, description), names in others.items():
+        notes.append(f"floor:{floor_key} for {', '.join(names)}: {description}")
     # The same failure in several rows (ferroproc missing, say) is one note.
     failures: dict[tuple[str, str, int, str], list[str]] = {}
     for row in run.results:
@@ -224,6 +251,10 @@ def render_text(run: BenchRun) -> str:
     if peer_rows:
         lines.extend(["", "peers:"])
         lines.extend(_plain(peer_headers, peer_rows))
+    floor_headers, floor_rows = _other_floor_table(run)
+    if floor_rows:
+        lines.extend(["", "other floors:"])
+        lines.extend(_plain(floor_headers, floor_rows))
     notes = _notes(run)
     if notes:
         lines.append("")
@@ -241,6 +272,10 @@ def render_markdown(run: BenchRun) -> str:
     if peer_rows:
         lines.extend(["", "## Peers", ""])
         lines.extend(_markdown(peer_headers, peer_rows))
+    floor_headers, floor_rows = _other_floor_table(run)
+    if floor_rows:
+        lines.extend(["", "## Other floors", ""])
+        lines.extend(_markdown(floor_headers, floor_rows))
     notes = _notes(run)
     if notes:
         lines.extend(["", "## Notes", ""])
@@ -287,6 +322,13 @@ def _row_data(row: VariantResult) -> dict[str, object]:
         },
         "subjects": [_subject_data(result) for result in row.results],
         "peers": {peer.subject.label: row.speedup(peer) for peer in row.by_role("peer")},
+        "other_floors": {
+            floor.subject.module: {
+                "description": workload.floors[floor.subject.module].description,
+                "floor_ratio": row.floor_ratio(floor),
+            }
+            for floor in row.by_role("other_floor")
+        },
     }
 
 

@@ -276,11 +276,21 @@ impl<const TABLE: usize> RawBarrier<TABLE> {
                     generation: generation_of(word),
                     index,
                 };
-                return Ok(if index + 1 == parties {
-                    Arrival::Last(ticket)
-                } else {
-                    Arrival::Waiting(ticket)
-                });
+                if index + 1 < parties {
+                    return Ok(Arrival::Waiting(ticket));
+                }
+                // The ring of watchers cannot see a party that waited alone and died (it
+                // had nobody to watch it): the last party checks every earlier one before
+                // the round may pass. The round is full, so nobody else can arrive now.
+                let dead_party = self.pids[..index as usize]
+                    .iter()
+                    .map(|recorded| recorded.load(Ordering::Relaxed))
+                    .any(|pid| pid != me && !liveness.is_alive(pid));
+                if dead_party {
+                    self.break_barrier(waiter, liveness, me)?;
+                    return Err(SyncError::BrokenBarrier);
+                }
+                return Ok(Arrival::Last(ticket));
             }
             self.unlock(waiter);
             // Full: the last party is running the action. Its watchers check it.
@@ -298,8 +308,8 @@ impl<const TABLE: usize> RawBarrier<TABLE> {
     }
 
     /// Waits until the caller's generation completes, `deadline` passes or a signal
-    /// arrives, checking every [`LIVENESS_PERIOD`] that the party this one watches is
-    /// alive (and breaking the barrier if not).
+    /// arrives, checking every [`LIVENESS_PERIOD`], and once more when the deadline
+    /// passes, that the party this one watches is alive (and breaking the barrier if not).
     ///
     /// # Errors
     ///
@@ -328,6 +338,13 @@ impl<const TABLE: usize> RawBarrier<TABLE> {
                 WaitOutcome::TimedOut => {
                     let now = Instant::now();
                     if deadline.is_some_and(|deadline| now >= deadline) {
+                        // Callers that wait in short slices (to run signal handlers
+                        // between them) never reach `next_check`: look once per slice.
+                        self.watch(ticket, waiter, liveness, me);
+                        let word = self.state.load(Ordering::Acquire);
+                        if let Some(outcome) = self.outcome(ticket, word) {
+                            return outcome.map(|()| Release::Passed);
+                        }
                         return Ok(Release::TimedOut);
                     }
                     if now >= next_check {

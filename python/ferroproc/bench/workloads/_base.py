@@ -83,12 +83,18 @@ class Peer:
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the table: a name, the trial's parameters, its floor and target."""
+    """One row of the table: a name, the trial's parameters, its floor and target.
+
+    ``floor`` is the floor of the main table (and of a ``"floor"`` target);
+    ``other_floors`` names further floors of the workload, measured in the same run
+    and reported in a table of their own beside the candidate's figure.
+    """
 
     name: str
     params: Params
     floor: str | None = None
     target: Target | None = None
+    other_floors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
