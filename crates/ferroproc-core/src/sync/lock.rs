@@ -249,7 +249,9 @@ where
         let expired = deadline_passed(deadline);
         if check_holder || expired {
             check_holder = false;
-            if !liveness.is_alive(holder) {
+            // A holder in the caller's own process is alive (the caller is): asking the
+            // kernel would cost a pidfd round trip on every non-blocking attempt.
+            if holder != pid && !liveness.is_alive(holder) {
                 // Exactly the word we saw: if anything changed since (a release, another
                 // waiter's takeover), this fails and we look again.
                 let new = pid | (current & WAITERS) | if slept { WAITERS } else { 0 };
