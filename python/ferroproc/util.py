@@ -18,12 +18,14 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Iterable
     from typing import Any, Callable, TextIO
 
 __all__ = [
     "Finalize",
     "ForkAwareLocal",
     "ForkAwareThreadLock",
+    "close_all_fds_except",
     "debug",
     "get_logger",
     "get_temp_dir",
@@ -393,6 +395,24 @@ def _close_stdin() -> None:
             raise
     except (OSError, ValueError):
         pass
+
+
+try:
+    MAXFD = os.sysconf("SC_OPEN_MAX")
+except (OSError, ValueError):
+    MAXFD = 256
+
+
+def close_all_fds_except(fds: Iterable[int]) -> None:
+    """Close every descriptor of this process except those in ``fds``."""
+    start = 0
+    for fd in sorted(set(fds)):
+        # Never an empty range: CPython 3.11 turns closerange(n, n) into "close all".
+        if fd > start:
+            os.closerange(start, fd)
+        start = max(start, fd + 1)
+    if start < MAXFD:
+        os.closerange(start, MAXFD)
 
 
 def _args_from_interpreter_flags() -> list[str]:
