@@ -175,13 +175,21 @@ def rebuild_ctype(type_: Any, wrapper: heap.BufferWrapper, length: int | None) -
 def _locked_property(name: str) -> property:
     """A property that reads and writes ``self._obj.<name>`` holding the wrapper's lock."""
 
+    # acquire/release are the lock's own (core) methods, bound in __init__: going through
+    # `with self` would add two Python frames to every read and write.
     def fget(self: SynchronizedBase) -> Any:
-        with self:
+        self.acquire()
+        try:
             return getattr(self._obj, name)
+        finally:
+            self.release()
 
     def fset(self: SynchronizedBase, value: Any) -> None:
-        with self:
+        self.acquire()
+        try:
             setattr(self._obj, name, value)
+        finally:
+            self.release()
 
     return property(fget, fset, doc=f"``{name}`` of the wrapped object, read under the lock.")
 
@@ -237,12 +245,18 @@ class SynchronizedArray(SynchronizedBase):
         return len(self._obj)
 
     def __getitem__(self, i: Any) -> Any:
-        with self:
+        self.acquire()
+        try:
             return self._obj[i]
+        finally:
+            self.release()
 
     def __setitem__(self, i: Any, value: Any) -> None:
-        with self:
+        self.acquire()
+        try:
             self._obj[i] = value
+        finally:
+            self.release()
 
 
 class SynchronizedString(SynchronizedArray):
