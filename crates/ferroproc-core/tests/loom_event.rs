@@ -8,69 +8,16 @@
 //! while someone sleeps is a deadlock loom reports. Loom has no clock: no deadlines here.
 #![cfg(loom)]
 
-use ferroproc_core::futex::{SpinWaiter, WaitOutcome, Waiter};
+use ferroproc_core::futex::SpinWaiter;
 use ferroproc_core::sync::{RawEvent, SyncError};
 use loom::sync::atomic::{AtomicU32, Ordering};
-use loom::sync::{Arc, Condvar, Mutex};
+use loom::sync::Arc;
 use loom::thread;
-use std::time::Instant;
 
-/// A futex for models: `wait` sleeps while the word holds `expected` (checked under the
-/// mutex `wake` takes, so no wake-up falls in between) until a `wake` picks it; `wake(n)`
-/// picks at most `n` sleepers on that word, oldest first, as `FUTEX_WAKE` does.
-#[derive(Default)]
-struct ModelFutex {
-    sleepers: Mutex<Sleepers>,
-    wakeups: Condvar,
-}
-
-#[derive(Default)]
-struct Sleepers {
-    next_ticket: u64,
-    /// (ticket, address of the word, picked by a wake)
-    queue: Vec<(u64, usize, bool)>,
-}
-
-impl Waiter for ModelFutex {
-    fn wait(&self, word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> WaitOutcome {
-        let mut sleepers = self.sleepers.lock().unwrap();
-        if word.load(Ordering::SeqCst) != expected {
-            return WaitOutcome::Woken;
-        }
-        let ticket = sleepers.next_ticket;
-        sleepers.next_ticket += 1;
-        sleepers
-            .queue
-            .push((ticket, word as *const AtomicU32 as usize, false));
-        loop {
-            sleepers = self.wakeups.wait(sleepers).unwrap();
-            let picked = sleepers
-                .queue
-                .iter()
-                .position(|&(t, _, picked)| t == ticket && picked);
-            if let Some(index) = picked {
-                sleepers.queue.remove(index);
-                return WaitOutcome::Woken;
-            }
-        }
-    }
-
-    fn wake(&self, word: &AtomicU32, count: u32) -> u32 {
-        let mut sleepers = self.sleepers.lock().unwrap();
-        let address = word as *const AtomicU32 as usize;
-        let mut woken = 0;
-        for entry in sleepers.queue.iter_mut() {
-            if woken < count && entry.1 == address && !entry.2 {
-                entry.2 = true;
-                woken += 1;
-            }
-        }
-        if woken > 0 {
-            self.wakeups.notify_all();
-        }
-        woken
-    }
-}
+#[path = "loom_support/mod.rs"]
+mod loom_support;
+#[allow(unused_imports)]
+use loom_support::*;
 
 #[derive(Default)]
 struct Shared {
@@ -139,26 +86,6 @@ fn spinning_waiter_sees_set() {
         waiter.join().unwrap();
         assert!(shared.event.is_set());
     });
-}
-
-/// Reports a signal on its first wait, then behaves as `ModelFutex`.
-#[derive(Default)]
-struct InterruptOnce {
-    interrupted: AtomicU32,
-    futex: ModelFutex,
-}
-
-impl Waiter for InterruptOnce {
-    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
-        if self.interrupted.swap(1, Ordering::Relaxed) == 0 {
-            return WaitOutcome::Interrupted;
-        }
-        self.futex.wait(word, expected, deadline)
-    }
-
-    fn wake(&self, word: &AtomicU32, count: u32) -> u32 {
-        self.futex.wake(word, count)
-    }
 }
 
 /// A waiter interrupted by a signal re-enters and is still woken by `set`.
