@@ -188,6 +188,8 @@ class SemLock:
         """The ``SemLock`` another process placed at ``offset`` of ``arena``."""
     def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         """Acquire; ``False`` if ``block`` is false or ``timeout`` passes first."""
+    def __enter__(self) -> bool:
+        """``acquire()`` without arguments: block until acquired, return ``True``."""
     def release(self) -> None:
         """Release (``ValueError`` if released too often, ``AssertionError`` if not owned)."""
     def _count(self) -> int: ...

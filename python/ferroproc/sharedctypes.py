@@ -178,14 +178,14 @@ def _locked_property(name: str) -> property:
     # acquire/release are the lock's own (core) methods, bound in __init__: going through
     # `with self` would add two Python frames to every read and write.
     def fget(self: SynchronizedBase) -> Any:
-        self.acquire()
+        self._lock_blocking()
         try:
             return getattr(self._obj, name)
         finally:
             self.release()
 
     def fset(self: SynchronizedBase, value: Any) -> None:
-        self.acquire()
+        self._lock_blocking()
         try:
             setattr(self._obj, name, value)
         finally:
@@ -209,6 +209,10 @@ class SynchronizedBase:
             self._lock = ctx.RLock()
         self.acquire = self._lock.acquire
         self.release = self._lock.release
+        # Value and item access take the lock through a method without arguments when the
+        # lock is one of ours (the fastest call an abi3 extension offers), else `acquire`.
+        semlock = getattr(self._lock, "_semlock", None)
+        self._lock_blocking = semlock.__enter__ if semlock is not None else self._lock.acquire
 
     def __enter__(self) -> Any:
         return self._lock.__enter__()
@@ -245,14 +249,14 @@ class SynchronizedArray(SynchronizedBase):
         return len(self._obj)
 
     def __getitem__(self, i: Any) -> Any:
-        self.acquire()
+        self._lock_blocking()
         try:
             return self._obj[i]
         finally:
             self.release()
 
     def __setitem__(self, i: Any, value: Any) -> None:
-        self.acquire()
+        self._lock_blocking()
         try:
             self._obj[i] = value
         finally:

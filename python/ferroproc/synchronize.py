@@ -71,7 +71,7 @@ class SemLock:
         self.release = self._semlock.release
 
     def __enter__(self) -> bool:
-        return self._semlock.acquire()
+        return self._semlock.__enter__()
 
     def __exit__(self, *args: object) -> None:
         self._semlock.release()

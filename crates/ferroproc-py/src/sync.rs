@@ -255,6 +255,15 @@ impl PySemLock {
         }
     }
 
+    /// `acquire()` with no arguments: blocks until acquired and returns `True`.
+    ///
+    /// Under the abi3 (3.9) build a method with optional arguments is called through an
+    /// argument tuple; one without any takes CPython's fast no-argument path, so `with`
+    /// blocks and locked `Value` accesses go through here.
+    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+        self.acquire(py, true, None)
+    }
+
     /// Releases (raises `ValueError` if released too many times, `AssertionError` for a
     /// recursive lock this thread does not own).
     fn release(&self) -> PyResult<()> {
