@@ -15,6 +15,7 @@ __all__ = [
     "Child",
     "Condition",
     "Event",
+    "NamedSegment",
     "ParentLink",
     "RawBlock",
     "SemLock",
@@ -173,6 +174,35 @@ class SharedBuffer:
     @property
     def size(self) -> int:
         """The segment's size in bytes."""
+
+@final
+class NamedSegment:
+    """A named raw shared-memory segment under ``/dev/shm`` (0600, created exclusively),
+    every byte the user's: the memory of ``shared_memory.SharedMemory``."""
+
+    @staticmethod
+    def create(name: str | None, size: int) -> NamedSegment:
+        """A new zero-filled segment of ``size`` bytes named ``name`` (a fresh unguessable
+        name if ``None``); ``FileExistsError`` if the name is taken."""
+    @staticmethod
+    def attach(name: str) -> NamedSegment:
+        """Attach the existing segment ``name``; ``FileNotFoundError`` if there is none."""
+    @property
+    def fd(self) -> int:
+        """The segment's descriptor, to map it; ``ValueError`` once closed."""
+    @property
+    def size(self) -> int:
+        """The segment's size in bytes."""
+    @property
+    def name(self) -> str:
+        """The segment's name, without a leading ``/``."""
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+    def unlink(self) -> None:
+        """Remove the segment's name; ``FileNotFoundError`` if it is already gone."""
+    def close(self) -> None:
+        """Unmap the segment and close its descriptor in this process (idempotent)."""
 
 def note_fork() -> None:
     """Count a fork (registered to run before every fork)."""

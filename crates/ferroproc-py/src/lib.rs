@@ -12,6 +12,7 @@ mod fd;
 mod identity;
 mod interp;
 mod process;
+mod shared_memory;
 mod shm;
 mod sync;
 
@@ -34,6 +35,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<shm::PyArena>()?;
     m.add_class::<shm::PyRawBlock>()?;
     m.add_class::<shm::PySharedBuffer>()?;
+    m.add_class::<shared_memory::PyNamedSegment>()?;
     m.add_function(wrap_pyfunction!(identity::note_fork, m)?)?;
     m.add("RECURSIVE_MUTEX", sync::RECURSIVE_MUTEX)?;
     m.add("SEMAPHORE", sync::SEMAPHORE)?;
