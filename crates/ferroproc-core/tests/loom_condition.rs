@@ -16,12 +16,33 @@ use std::time::Instant;
 use ferroproc_core::futex::{WaitOutcome, Waiter};
 use ferroproc_core::sync::{AlwaysAlive, ConditionLock, Liveness, RawCondition, RawLock, Sleep};
 use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use loom::sync::Arc;
+use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-#[path = "loom_support/mod.rs"]
-mod loom_support;
-use loom_support::BlockingFutex;
+/// A futex for models: sleeps on a loom condition variable while the word holds the
+/// expected value, checked under the mutex that `wake` also takes (so a wake-up cannot
+/// slip between the check and the sleep). Wakes everyone: spurious wake-ups are allowed.
+#[derive(Default)]
+struct BlockingFutex {
+    mutex: Mutex<()>,
+    changed: Condvar,
+}
+
+impl Waiter for BlockingFutex {
+    fn wait(&self, word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> WaitOutcome {
+        let held = self.mutex.lock().unwrap();
+        if word.load(Ordering::SeqCst) == expected {
+            drop(self.changed.wait(held).unwrap());
+        }
+        WaitOutcome::Woken
+    }
+
+    fn wake(&self, _word: &AtomicU32, _count: u32) -> u32 {
+        let _held = self.mutex.lock().unwrap();
+        self.changed.notify_all();
+        0
+    }
+}
 
 /// A waiter whose deadline has always just passed.
 struct Expired;

@@ -102,28 +102,3 @@ impl Liveness for Deaths {
         self.0.load(Ordering::Acquire) & (1 << pid) == 0
     }
 }
-
-/// A futex for models: sleeps on a loom condition variable while the word holds the
-/// expected value, checked under the mutex that `wake` also takes (so a wake-up cannot
-/// slip between the check and the sleep). Wakes everyone: spurious wake-ups are allowed.
-#[derive(Default)]
-pub struct BlockingFutex {
-    mutex: Mutex<()>,
-    changed: Condvar,
-}
-
-impl Waiter for BlockingFutex {
-    fn wait(&self, word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> WaitOutcome {
-        let held = self.mutex.lock().unwrap();
-        if word.load(Ordering::SeqCst) == expected {
-            drop(self.changed.wait(held).unwrap());
-        }
-        WaitOutcome::Woken
-    }
-
-    fn wake(&self, _word: &AtomicU32, _count: u32) -> u32 {
-        let _held = self.mutex.lock().unwrap();
-        self.changed.notify_all();
-        0
-    }
-}
