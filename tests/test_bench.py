@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from ferroproc.bench import workloads
-from ferroproc.bench.cli import parse_impls
+from ferroproc.bench.cli import parse_impls, plan
 from ferroproc.bench.harness import Subject, rotated
+from ferroproc.bench.workloads._base import Peer, Sizing, Variant, Workload
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -335,3 +336,39 @@ def test_workload_modules_do_not_shadow_other_modules() -> None:
     for name in workloads.names():
         assert name not in sys.builtin_module_names
         assert importlib.util.find_spec(name) is None, name
+
+
+def test_peers_run_only_in_their_rows_and_missing_ones_are_named() -> None:
+    def fail(impl: str, module: object, params: object) -> float:
+        raise AssertionError("planning runs nothing")
+
+    workload = Workload(
+        name="fake",
+        description="",
+        unit="s",
+        better="lower",
+        variants=lambda sizing: [Variant("a", {}), Variant("b", {})],
+        run=fail,
+        peers=(
+            Peer("everywhere", "json"),
+            Peer("only-a", "json", only_variants=("a",)),
+            Peer("absent-in-b", "no_such_module_for_ferroproc_tests", only_variants=("b",)),
+        ),
+    )
+    baseline, candidate = parse_impls("stdlib,stdlib")
+
+    def peers_by_row(only: set[str] | None) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+        plans, missing, no_peers = plan([(workload, only)], baseline, candidate, Sizing(), True)
+        assert no_peers == []
+        rows = {p.variant.name: [s.label for s in p.subjects if s.role == "peer"] for p in plans}
+        return rows, missing
+
+    assert peers_by_row(None) == (
+        {"a": ["everywhere", "only-a"], "b": ["everywhere"]},
+        [("fake", "absent-in-b")],
+    )
+    # A peer of rows that were not selected is neither run nor reported missing.
+    assert peers_by_row({"a"}) == ({"a": ["everywhere", "only-a"]}, [])
+    plans, missing, _ = plan([(workload, None)], baseline, candidate, Sizing(), False)
+    assert [s.role for p in plans for s in p.subjects] == ["baseline", "candidate"] * 2
+    assert missing == []

@@ -1,8 +1,8 @@
 """The Rust engine of ferroproc (private; use the public package instead)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
-from typing import final
+from typing import Any, final
 
 __all__ = [
     "RECURSIVE_MUTEX",
@@ -12,6 +12,7 @@ __all__ = [
     "Arena",
     "Barrier",
     "BarrierTicket",
+    "Channel",
     "Child",
     "Condition",
     "Event",
@@ -28,7 +29,12 @@ __all__ = [
     "forkserver_request",
     "forkserver_serve",
     "note_fork",
+    "poll",
+    "recv_bytes",
+    "recv_bytes_into",
+    "send_bytes",
     "spawn",
+    "wait",
 ]
 
 __version__: str
@@ -204,6 +210,73 @@ class NamedSegment:
     def close(self) -> None:
         """Unmap the segment and close its descriptor in this process (idempotent)."""
 
+# --- channel: the shared-memory queue behind Queue, JoinableQueue and SimpleQueue ---------
+
+@final
+class Channel:
+    """A multi-producer multi-consumer queue of Python objects in shared memory."""
+
+    def __new__(cls, capacity: int = ..., maxsize: int = 0, track_tasks: bool = False) -> Channel:
+        """A new channel whose ring holds ``capacity`` bytes (8 MiB by default)."""
+    @staticmethod
+    def attach(
+        fd: int, spill_sender: int, spill_receiver: int, maxsize: int, track_tasks: bool
+    ) -> Channel:
+        """The channel whose segment descriptor is ``fd``, with its spill socket's ends
+        (the caller keeps all three descriptors)."""
+    def set_codec(self, dumps: Callable[[Any], Any], loads: Callable[[Any, Any], Any]) -> None:
+        """Register the pickler (``dumps(obj) -> (pickle, buffers)``) and unpickler
+        (``loads(data, buffers) -> obj``) for objects the native format cannot carry."""
+    @property
+    def fd(self) -> int:
+        """The segment's descriptor, to pass to a child being started."""
+    @property
+    def spill_fds(self) -> tuple[int, int]:
+        """The spill socket's (sender, receiver) descriptors, to pass along with ``fd``."""
+    def put(self, obj: object, block: bool = True, timeout: float | None = None) -> bool:
+        """Put ``obj``; ``queue.Full`` if the queue stayed at ``maxsize`` until the deadline.
+        True when the ring was out of bytes and the message went to this process's overflow
+        thread (wait for it with ``flush``)."""
+    def put_many(
+        self, objs: Iterable[object], block: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Put every object in order; ``queue.Full(count_put)`` if the deadline passed.
+        True when some went to the overflow thread."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until this process's overflow thread has written all it was given."""
+    @property
+    def overflowing(self) -> bool:
+        """Whether this process has messages waiting in its overflow thread."""
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Take the oldest object; ``queue.Empty`` if none came by the deadline."""
+    def get_many(
+        self, block: bool = True, timeout: float | None = None, max_messages: int | None = None
+    ) -> list[Any]:
+        """Take at least one object (waiting like ``get``), then all already there."""
+    def qsize(self) -> int:
+        """Messages in the queue (approximate)."""
+    def empty(self) -> bool:
+        """Whether the queue holds nothing (a snapshot)."""
+    @property
+    def lost(self) -> int:
+        """Messages lost to processes killed mid-operation, or to corrupt data."""
+    @property
+    def capacity(self) -> int:
+        """The ring's size in bytes."""
+    @property
+    def maxsize(self) -> int:
+        """The message limit this handle enforces (0: none)."""
+    @property
+    def track_tasks(self) -> bool:
+        """Whether puts count as unfinished tasks."""
+    @property
+    def unfinished_tasks(self) -> int:
+        """Tasks put and not yet marked done."""
+    def task_done(self) -> None:
+        """Mark one task done; ``ValueError`` if none is unfinished."""
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every task is done; False if ``timeout`` passed first."""
+
 def note_fork() -> None:
     """Count a fork (registered to run before every fork)."""
 
@@ -336,3 +409,40 @@ class Barrier:
     @property
     def arena(self) -> Arena:
         """The arena the object lives in."""
+
+# --- connection: framed messages over a descriptor, behind ferroproc.connection ------------
+# Each function takes the descriptor as an int; the caller keeps it open during the call.
+
+def send_bytes(fd: int, buffer: Any, /) -> None:
+    """Send ``buffer`` (bytes or any C-contiguous buffer, not copied first) as one frame.
+
+    Waits with the GIL released while the peer's buffer is full; ``BrokenPipeError`` when
+    the peer is gone.
+    """
+
+def recv_bytes(fd: int, maxlength: int | None = None, timeout: float | None = None) -> bytes | None:
+    """Receive one frame's payload.
+
+    ``None`` when the header announces more than ``maxlength`` bytes or an impossible
+    length: the stream is then out of step and the caller must stop reading it.
+    ``EOFError`` when the peer closed between frames, ``OSError`` when it closed inside
+    one. ``timeout`` (seconds, ``None``: no limit) applies until the first byte of the
+    frame arrives; then ``TimeoutError``.
+    """
+
+def recv_bytes_into(
+    fd: int, buffer: Any, offset: int = 0, timeout: float | None = None
+) -> int | bytes | None:
+    """Receive one frame into the writable ``buffer`` at byte ``offset``.
+
+    Returns the payload's length; the payload itself as ``bytes`` when it does not fit;
+    ``None`` for a header the reader cannot trust (as ``recv_bytes``).
+    """
+
+def poll(fd: int, timeout: float | None = 0.0) -> bool:
+    """Whether ``fd`` has something to read (a frame, end of file or an error) within
+    ``timeout`` seconds (``None``: as long as it takes)."""
+
+def wait(fds: Sequence[int], timeout: float | None = None) -> list[int]:
+    """Wait until at least one of ``fds`` is readable or ``timeout`` passes (``None``:
+    forever); return the positions of the readable ones, in order (empty on timeout)."""

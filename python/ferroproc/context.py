@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, ClassVar
 
-    from . import synchronize
+    from . import connection, queues, synchronize
 
 __all__: list[str] = []
 
@@ -72,6 +72,13 @@ class BaseContext:
 
     _name: ClassVar[str | None] = None
 
+    def Pipe(self, duplex: bool = True) -> tuple[connection.Connection, connection.Connection]:
+        """Two connected ``Connection`` objects; with ``duplex=False`` the first only
+        receives and the second only sends."""
+        from .connection import Pipe
+
+        return Pipe(duplex)
+
     def Lock(self) -> synchronize.Lock:
         """A non-recursive lock shared between processes (robust to its holder dying)."""
         from .synchronize import Lock
@@ -120,6 +127,27 @@ class BaseContext:
         from .synchronize import Barrier
 
         return Barrier(parties, action, timeout, ctx=self.get_context())
+
+    def Queue(self, maxsize: int = 0, *, capacity: int | None = None) -> queues.Queue:
+        """A queue shared between processes, in shared memory (``capacity``: the ring's
+        size in bytes, ferroproc's extension)."""
+        from .queues import Queue
+
+        return Queue(maxsize, ctx=self.get_context(), capacity=capacity)
+
+    def JoinableQueue(
+        self, maxsize: int = 0, *, capacity: int | None = None
+    ) -> queues.JoinableQueue:
+        """A queue that also counts unfinished tasks (``task_done``, ``join``)."""
+        from .queues import JoinableQueue
+
+        return JoinableQueue(maxsize, ctx=self.get_context(), capacity=capacity)
+
+    def SimpleQueue(self, *, capacity: int | None = None) -> queues.SimpleQueue:
+        """A queue with only ``put``, ``get``, ``empty`` and ``close``."""
+        from .queues import SimpleQueue
+
+        return SimpleQueue(ctx=self.get_context(), capacity=capacity)
 
     def RawValue(self, typecode_or_type: Any, *args: Any) -> Any:
         """A ctypes object in shared memory, without a lock."""

@@ -29,22 +29,45 @@ class ForkingPickler(pickle.Pickler):
 
     _extra_reducers: ClassVar[dict[type, Callable[[Any], Any]]] = {}
     _copyreg_dispatch_table = copyreg.dispatch_table
+    # The merged table, rebuilt when either source changes: copying it for every pickler
+    # (as the stdlib does) costs more than pickling a small object.
+    _merged_table: ClassVar[dict[type, Callable[[Any], Any]]] = {}
+    _merged_from: ClassVar[tuple[int, int] | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.dispatch_table = self._copyreg_dispatch_table.copy()
-        self.dispatch_table.update(self._extra_reducers)
+        self.dispatch_table = self._current_table()
+
+    @classmethod
+    def _current_table(cls) -> dict[type, Callable[[Any], Any]]:
+        sources = (len(cls._copyreg_dispatch_table), len(cls._extra_reducers))
+        if cls._merged_from != sources:
+            merged = cls._copyreg_dispatch_table.copy()
+            merged.update(cls._extra_reducers)
+            cls._merged_table = merged
+            cls._merged_from = sources
+        return cls._merged_table
 
     @classmethod
     def register(cls, type_: type, reduce: Callable[[Any], Any]) -> None:
         """Use ``reduce`` to pickle objects of ``type_``."""
         cls._extra_reducers[type_] = reduce
+        cls._merged_from = None
 
     @classmethod
-    def dumps(cls, obj: Any, protocol: int | None = None) -> memoryview:
-        """Pickle ``obj`` and return the bytes as a memoryview."""
+    def dumps(
+        cls,
+        obj: Any,
+        protocol: int | None = None,
+        buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None,
+    ) -> memoryview:
+        """Pickle ``obj`` and return the bytes as a memoryview.
+
+        ``buffer_callback`` is ``pickle``'s (protocol 5): buffers it returns a false value
+        for are left out of the pickle, for the caller to carry beside it.
+        """
         buf = io.BytesIO()
-        cls(buf, protocol).dump(obj)
+        cls(buf, protocol, buffer_callback=buffer_callback).dump(obj)
         return buf.getbuffer()
 
     loads = staticmethod(pickle.loads)

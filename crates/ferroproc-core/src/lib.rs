@@ -9,6 +9,9 @@
 //! - [`shm`]: shared-memory segments and what may be placed in them.
 //! - [`futex`]: waiting on a word in shared memory, behind a trait so algorithms can be
 //!   model-checked.
+//! - [`connection`]: the stdlib's framed messages over sockets and pipes (`Connection`).
+//! - [`channel`]: queues of byte messages in shared memory, robust to a process killed
+//!   mid-operation (the engine of `Queue`).
 //! - [`sync`]: process-shared locks, semaphores, events, conditions and barriers that
 //!   survive the death of a holder.
 //!
@@ -19,6 +22,8 @@
 mod primitive;
 mod sys;
 
+pub mod channel;
+pub mod connection;
 pub mod futex;
 pub mod process;
 pub mod shm;

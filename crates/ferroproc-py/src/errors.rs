@@ -3,11 +3,13 @@
 //! Exception classes that are ferroproc's own live in Python (`ferroproc.context`), so they
 //! pickle by import path; they are imported lazily here.
 
+use ferroproc_core::channel::ChannelError;
+use ferroproc_core::connection::ConnectionError;
 use ferroproc_core::process::ProcessError;
 use ferroproc_core::shm::ShmError;
 use ferroproc_core::sync::SyncError;
 use pyo3::exceptions::{
-    PyAssertionError, PyInterruptedError, PyMemoryError, PyOSError, PyValueError,
+    PyAssertionError, PyEOFError, PyInterruptedError, PyMemoryError, PyOSError, PyValueError,
 };
 use pyo3::prelude::*;
 
@@ -27,6 +29,22 @@ pub enum CoreError {
     Sync(SyncError),
     /// From `ferroproc_core::shm`.
     Shm(ShmError),
+    /// From `ferroproc_core::connection`.
+    Connection(ConnectionError),
+    /// From `ferroproc_core::channel`.
+    Channel(ChannelError),
+}
+
+impl From<ChannelError> for CoreError {
+    fn from(err: ChannelError) -> Self {
+        Self::Channel(err)
+    }
+}
+
+impl From<ConnectionError> for CoreError {
+    fn from(err: ConnectionError) -> Self {
+        Self::Connection(err)
+    }
 }
 
 impl From<ProcessError> for CoreError {
@@ -87,9 +105,31 @@ impl From<CoreError> for PyErr {
                 ShmError::ArenaFull { .. } => PyMemoryError::new_err(err.to_string()),
                 other => PyValueError::new_err(other.to_string()),
             },
+            // The stdlib's Connection: EOFError when the peer is gone, OSError (with its
+            // messages) for a truncated or unacceptable frame.
+            CoreError::Connection(err) => match err {
+                ConnectionError::Eof => PyEOFError::new_err(()),
+                ConnectionError::Os { op, source } => os_error(op, source.raw_os_error(), &source),
+                ConnectionError::Interrupted => {
+                    PyInterruptedError::new_err((libc_eintr(), "interrupted by a signal"))
+                }
+                other => PyOSError::new_err(other.to_string()),
+            },
+            CoreError::Channel(err) => match err {
+                ChannelError::Shm(err) => CoreError::Shm(err).into(),
+                ChannelError::Sync(err) => CoreError::Sync(err).into(),
+                ChannelError::InvalidCapacity { .. } | ChannelError::TaskDoneTooOften => {
+                    PyValueError::new_err(err.to_string())
+                }
+                // Damaged shared data: an OSError with EBADMSG, like a corrupt frame.
+                ChannelError::Corrupt(_) => PyOSError::new_err((EBADMSG, err.to_string())),
+            },
         }
     }
 }
+
+/// `EBADMSG` on Linux: "bad message".
+const EBADMSG: i32 = 74;
 
 fn libc_eintr() -> i32 {
     ProcessError::Interrupted.raw_os_error().unwrap_or(4)

@@ -2,15 +2,20 @@
 //!
 //! This crate converts types, releases the GIL around every wait and maps core errors to
 //! Python exceptions in one place (`errors.rs`). It holds no logic of its own. Unsafe code
-//! is confined to `fd.rs` (descriptor numbers from Python) and `interp.rs` (the
-//! interpreter's fork hooks).
+//! is confined to `fd.rs` (descriptor numbers from Python), `interp.rs` (the
+//! interpreter's fork hooks) and `buffer.rs` (the buffer protocol).
 #![deny(unsafe_code)]
 
 mod blocking;
+mod buffer;
+mod channel;
+mod codec;
+mod connection;
 mod errors;
 mod fd;
 mod identity;
 mod interp;
+mod overflow;
 mod process;
 mod shared_memory;
 mod shm;
@@ -40,10 +45,16 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RECURSIVE_MUTEX", sync::RECURSIVE_MUTEX)?;
     m.add("SEMAPHORE", sync::SEMAPHORE)?;
     m.add("SEM_VALUE_MAX", ferroproc_core::sync::SEM_VALUE_MAX)?;
+    m.add_class::<channel::PyChannel>()?;
     m.add_class::<sync::PySemLock>()?;
     m.add_class::<sync::PyCondition>()?;
     m.add_class::<sync::PyEvent>()?;
     m.add_class::<sync::PyBarrier>()?;
     m.add_class::<sync::PyBarrierTicket>()?;
+    m.add_function(wrap_pyfunction!(connection::send_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::recv_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::recv_bytes_into, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::poll, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::wait, m)?)?;
     Ok(())
 }

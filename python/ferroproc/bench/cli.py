@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ferroproc.bench import harness, machine, report, workloads
 from ferroproc.bench.harness import Role, Subject, VariantPlan
-from ferroproc.bench.workloads._base import Sizing, Workload
+from ferroproc.bench.workloads._base import Peer, Sizing, Workload
 
 #: Environment variable read when ``--impls`` is not given.
 IMPLS_ENV = "FERROPROC_BENCH_IMPLS"
@@ -154,19 +154,25 @@ def plan(
     missing: list[tuple[str, str]] = []
     no_peers: list[str] = []
     for workload, variants in selection:
-        peer_subjects: list[Subject] = []
+        chosen = [v for v in workload.variants(sizing) if variants is None or v.name in variants]
+        installed: list[Peer] = []
         if peers:
             if not workload.peers:
                 no_peers.append(workload.name)
             for peer in workload.peers:
+                if not any(peer.runs_in(v.name) for v in chosen):
+                    continue
                 if find_spec(peer.module) is None:
                     missing.append((workload.name, peer.name))
                 else:
-                    peer_subjects.append(Subject(peer.name, "peer", "peer", peer.name, peer.module))
-        for variant in workload.variants(sizing):
-            if variants is not None and variant.name not in variants:
-                continue
-            subjects = [baseline, candidate, *peer_subjects]
+                    installed.append(peer)
+        for variant in chosen:
+            subjects = [baseline, candidate]
+            subjects.extend(
+                Subject(peer.name, "peer", "peer", peer.name, peer.module)
+                for peer in installed
+                if peer.runs_in(variant.name)
+            )
             if variant.floor is not None:
                 subjects.append(Subject("floor", "floor", "floor", "floor", variant.floor))
             for key in variant.other_floors:
@@ -197,7 +203,13 @@ def list_workloads() -> str:
                 extra += f"; also floor {key}: {workload.floors[key].description}"
             target = f"; target: {variant.target.describe()}" if variant.target else ""
             lines.append(f"    {variant.name}: {params}{extra}{target}")
-        peers = ", ".join(p.name for p in workload.peers) or "none"
+        peers = (
+            ", ".join(
+                f"{p.name} ({', '.join(p.only_variants)})" if p.only_variants else p.name
+                for p in workload.peers
+            )
+            or "none"
+        )
         lines.append(f"    peers: {peers}")
     return "\n".join(lines) + "\n"
 

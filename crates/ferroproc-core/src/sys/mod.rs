@@ -5,6 +5,8 @@
 //! Wrappers return `rustix::io::Result`; callers attach the operation's name when they turn
 //! the errno into their module's error type.
 
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) mod dgram;
 pub(crate) mod fd;
 pub(crate) mod fork;
 #[cfg(not(loom))]
@@ -16,3 +18,4 @@ pub(crate) mod poll;
 pub(crate) mod scm;
 pub(crate) mod shm;
 pub(crate) mod spawn;
+pub(crate) mod stream;

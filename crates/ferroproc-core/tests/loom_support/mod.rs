@@ -102,3 +102,66 @@ impl Liveness for Deaths {
         self.0.load(Ordering::Acquire) & (1 << pid) == 0
     }
 }
+
+/// A ring's bytes for models: one loom cell per 16-byte slot (records start on slot
+/// boundaries), so loom reports a writer and a reader touching the same record at once as
+/// a data race, and nothing else.
+pub struct RingCells {
+    slots: Vec<loom::cell::UnsafeCell<[u8; 16]>>,
+}
+
+// SAFETY: the cells are only touched through loom's `with`/`with_mut`, which check every
+// access against the model's happens-before relation: an access the ring's protocol does
+// not order is reported as a race instead of silently allowed.
+unsafe impl Sync for RingCells {}
+
+impl RingCells {
+    pub fn new(capacity: u64) -> Self {
+        let slots = (0..capacity / 16)
+            .map(|_| loom::cell::UnsafeCell::new([0u8; 16]))
+            .collect();
+        Self { slots }
+    }
+
+    /// Calls `f(slot, range within the slot, range within the caller's buffer)` for each
+    /// slot `len` bytes from `offset` touch.
+    fn each_slot(
+        offset: u64,
+        len: usize,
+        mut f: impl FnMut(usize, std::ops::Range<usize>, std::ops::Range<usize>),
+    ) {
+        let mut done = 0;
+        while done < len {
+            let at = offset as usize + done;
+            let (slot, within) = (at / 16, at % 16);
+            let n = (16 - within).min(len - done);
+            f(slot, within..within + n, done..done + n);
+            done += n;
+        }
+    }
+}
+
+impl ferroproc_core::channel::RingBytes for RingCells {
+    fn write(&self, offset: u64, src: &[u8]) -> Result<(), ferroproc_core::channel::ChannelError> {
+        Self::each_slot(offset, src.len(), |slot, inside, outside| {
+            // SAFETY: loom checks that no other access to this slot is concurrent with
+            // this one; the pointer is valid for the cell's lifetime.
+            self.slots[slot]
+                .with_mut(|cell| unsafe { (&mut *cell)[inside].copy_from_slice(&src[outside]) });
+        });
+        Ok(())
+    }
+
+    fn read(
+        &self,
+        offset: u64,
+        dst: &mut [u8],
+    ) -> Result<(), ferroproc_core::channel::ChannelError> {
+        Self::each_slot(offset, dst.len(), |slot, inside, outside| {
+            // SAFETY: as in `write`: loom checks this read against every write.
+            self.slots[slot]
+                .with(|cell| unsafe { dst[outside].copy_from_slice(&(&*cell)[inside]) });
+        });
+        Ok(())
+    }
+}

@@ -75,10 +75,20 @@ class Floor:
 
 @dataclass(frozen=True)
 class Peer:
-    """A third-party library compared with ``--peers``; ``module`` is its import name."""
+    """A library compared with ``--peers``; ``module`` is its import name.
+
+    ``name`` is what the workload's ``run`` receives, so one module can be several peers
+    (the stdlib's ``SimpleQueue`` and ``Pipe``, say). ``only_variants`` names the rows the
+    peer makes sense in; empty means every row.
+    """
 
     name: str
     module: str
+    only_variants: tuple[str, ...] = ()
+
+    def runs_in(self, variant: str) -> bool:
+        """Whether this peer is measured in the row ``variant``."""
+        return not self.only_variants or variant in self.only_variants
 
 
 @dataclass(frozen=True)

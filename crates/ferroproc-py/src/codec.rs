@@ -1,0 +1,258 @@
+//! How Python objects become queue messages, and back.
+//!
+//! The common small messages (`None`, `bool`, `int` within 64 bits, `float`, `str`,
+//! `bytes`, exactly those types, not subclasses) are written natively: a tag byte and the
+//! value, with no pickler in the way (pickling an int costs more than moving it). Anything
+//! else goes through the queue's pickler with protocol 5, and large buffers it hands out
+//! of band (NumPy arrays, `PickleBuffer`s) are copied straight into the ring after the
+//! pickle instead of into the pickle first; the reader gets them back as slices of one
+//! writable `bytearray`, so arrays rebuilt over them are not copied again.
+//!
+//! ```text
+//! 0x01 None   0x02 False   0x03 True
+//! 0x04 int    i64, little-endian          0x05 float  f64, little-endian
+//! 0x06 str    UTF-8 bytes                 0x07 bytes  the bytes
+//! 0x08 pickle with out-of-band buffers:
+//!      u32 count, u64 pickle length, u64 length of each buffer, the pickle, the buffers
+//! 0x80 a plain pickle (protocol 2 and later start with the PROTO opcode, 0x80)
+//! ```
+//!
+//! Queue messages never leave ferroproc's own queues, so this format only has to agree
+//! with itself; `Connection.send` stays plain pickle, as the stdlib's wire format requires.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use crate::buffer::HeldBuffer;
+
+const NONE: u8 = 0x01;
+const FALSE: u8 = 0x02;
+const TRUE: u8 = 0x03;
+const INT: u8 = 0x04;
+const FLOAT: u8 = 0x05;
+const STR: u8 = 0x06;
+const BYTES: u8 = 0x07;
+const PICKLE_OOB: u8 = 0x08;
+const PICKLE: u8 = 0x80;
+
+/// An object encoded for the ring: the message is the concatenation of [`parts`](Self::parts).
+pub enum Encoded<'py> {
+    /// A tag and up to 8 bytes of value.
+    Scalar { bytes: [u8; 9], len: usize },
+    /// A tag, then the bytes of a `bytes` object (a `str`'s UTF-8 encoding).
+    Borrowed {
+        tag: [u8; 1],
+        data: Bound<'py, PyBytes>,
+    },
+    /// A pickle (protocol 2+: it carries its own 0x80 tag).
+    Pickle(HeldBuffer<'py>),
+    /// A pickle and its out-of-band buffers, after a header.
+    PickleOob {
+        header: Vec<u8>,
+        pickle: HeldBuffer<'py>,
+        buffers: Vec<HeldBuffer<'py>>,
+    },
+}
+
+impl<'py> Encoded<'py> {
+    /// Encodes `obj`, calling the pickler that `dumps` returns when the native format does
+    /// not cover it. The pickler returns `(pickle, [out-of-band buffers])`.
+    pub fn new(
+        obj: &Bound<'py, PyAny>,
+        dumps: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        if let Some(native) = Self::native(obj)? {
+            return Ok(native);
+        }
+        let pickled = dumps()?.call1((obj,))?;
+        let pickled = pickled.cast_into::<PyTuple>().map_err(PyErr::from)?;
+        let pickle = HeldBuffer::readable(&pickled.get_item(0)?)?;
+        let buffers = pickled.get_item(1)?;
+        let buffers = buffers.cast::<PyList>().map_err(PyErr::from)?;
+        if buffers.is_empty() {
+            if pickle.as_slice().first() != Some(&PICKLE) {
+                return Err(PyValueError::new_err(
+                    "the queue's pickler must use protocol 2 or later",
+                ));
+            }
+            return Ok(Self::Pickle(pickle));
+        }
+        let held: Vec<HeldBuffer<'py>> = buffers
+            .iter()
+            .map(|buffer| HeldBuffer::readable(&buffer))
+            .collect::<PyResult<_>>()?;
+        let mut header = Vec::with_capacity(13 + 8 * held.len());
+        header.push(PICKLE_OOB);
+        header.extend_from_slice(&(held.len() as u32).to_le_bytes());
+        header.extend_from_slice(&(pickle.as_slice().len() as u64).to_le_bytes());
+        for buffer in &held {
+            header.extend_from_slice(&(buffer.as_slice().len() as u64).to_le_bytes());
+        }
+        Ok(Self::PickleOob {
+            header,
+            pickle,
+            buffers: held,
+        })
+    }
+
+    fn native(obj: &Bound<'py, PyAny>) -> PyResult<Option<Self>> {
+        let scalar = |tag: u8, value: &[u8]| {
+            let mut bytes = [0u8; 9];
+            bytes[0] = tag;
+            bytes[1..=value.len()].copy_from_slice(value);
+            Some(Self::Scalar {
+                bytes,
+                len: 1 + value.len(),
+            })
+        };
+        // Exact types only: a subclass may carry state or behaviour a pickle keeps.
+        Ok(if obj.is_none() {
+            scalar(NONE, &[])
+        } else if obj.is_exact_instance_of::<PyBool>() {
+            scalar(if obj.is_truthy()? { TRUE } else { FALSE }, &[])
+        } else if obj.is_exact_instance_of::<PyInt>() {
+            match obj.extract::<i64>() {
+                Ok(value) => scalar(INT, &value.to_le_bytes()),
+                Err(_) => None,
+            }
+        } else if obj.is_exact_instance_of::<PyFloat>() {
+            let value: f64 = obj.extract()?;
+            scalar(FLOAT, &value.to_le_bytes())
+        } else if let Ok(text) = obj.cast_exact::<PyString>() {
+            // Strings with lone surrogates have no UTF-8 form: they are pickled.
+            match text.encode_utf8() {
+                Ok(data) => Some(Self::Borrowed { tag: [STR], data }),
+                Err(_) => None,
+            }
+        } else if let Ok(bytes) = obj.cast_exact::<PyBytes>() {
+            Some(Self::Borrowed {
+                tag: [BYTES],
+                data: bytes.clone(),
+            })
+        } else {
+            None
+        })
+    }
+
+    /// The message, as slices to write one after the other.
+    pub fn parts(&self) -> Vec<&[u8]> {
+        match self {
+            Self::Scalar { bytes, len } => vec![&bytes[..*len]],
+            Self::Borrowed { tag, data } => vec![tag, data.as_bytes()],
+            Self::Pickle(pickle) => vec![pickle.as_slice()],
+            Self::PickleOob {
+                header,
+                pickle,
+                buffers,
+            } => {
+                let mut parts = Vec::with_capacity(2 + buffers.len());
+                parts.push(header.as_slice());
+                parts.push(pickle.as_slice());
+                parts.extend(buffers.iter().map(HeldBuffer::as_slice));
+                parts
+            }
+        }
+    }
+
+    /// The message in one piece (for batches).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
+}
+
+/// Decodes a message; `loads(data, buffers)` unpickles what is not native.
+pub fn decode(
+    py: Python<'_>,
+    message: Vec<u8>,
+    loads: impl FnOnce(Py<PyAny>, Py<PyAny>) -> PyResult<Py<PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let Some((&tag, value)) = message.split_first() else {
+        return Err(corrupt("an empty message"));
+    };
+    let eight = |value: &[u8]| -> PyResult<[u8; 8]> {
+        value
+            .try_into()
+            .map_err(|_| corrupt("a scalar of the wrong size"))
+    };
+    Ok(match tag {
+        NONE => py.None(),
+        FALSE => PyBool::new(py, false).to_owned().into_any().unbind(),
+        TRUE => PyBool::new(py, true).to_owned().into_any().unbind(),
+        INT => i64::from_le_bytes(eight(value)?)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        FLOAT => PyFloat::new(py, f64::from_le_bytes(eight(value)?))
+            .into_any()
+            .unbind(),
+        STR => PyString::new(
+            py,
+            std::str::from_utf8(value).map_err(|_| corrupt("a string that is not UTF-8"))?,
+        )
+        .into_any()
+        .unbind(),
+        BYTES => PyBytes::new(py, value).into_any().unbind(),
+        PICKLE => {
+            let data = PyBytes::new(py, &message).into_any().unbind();
+            loads(data, PyTuple::empty(py).into_any().unbind())?
+        }
+        PICKLE_OOB => decode_out_of_band(py, value, loads)?,
+        _ => return Err(corrupt("an unknown tag")),
+    })
+}
+
+fn decode_out_of_band(
+    py: Python<'_>,
+    value: &[u8],
+    loads: impl FnOnce(Py<PyAny>, Py<PyAny>) -> PyResult<Py<PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let read_u64 = |at: usize| -> PyResult<u64> {
+        value
+            .get(at..at + 8)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| corrupt("a truncated buffer table"))
+    };
+    let count = value
+        .get(0..4)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| corrupt("a truncated buffer table"))? as usize;
+    let table_end = 4 + 8 * (count + 1);
+    let pickle_len = read_u64(4)?;
+    let mut lengths = Vec::with_capacity(count.min(value.len() / 8));
+    for index in 0..count {
+        lengths.push(read_u64(12 + 8 * index)?);
+    }
+    let total = lengths
+        .iter()
+        .try_fold(pickle_len, |sum, &len| sum.checked_add(len))
+        .ok_or_else(|| corrupt("buffer lengths that overflow"))?;
+    if table_end as u64 + total != value.len() as u64 {
+        return Err(corrupt("buffer lengths that disagree with the message"));
+    }
+    // One writable copy; the pickle and each buffer are views of it.
+    let body = PyByteArray::new(py, &value[table_end..]);
+    let view = py
+        .import("builtins")?
+        .getattr("memoryview")?
+        .call1((body,))?;
+    let slice = |start: u64, len: u64| -> PyResult<Py<PyAny>> {
+        let range = pyo3::types::PySlice::new(py, start as isize, (start + len) as isize, 1);
+        Ok(view.get_item(range)?.unbind())
+    };
+    let pickle = slice(0, pickle_len)?;
+    let mut start = pickle_len;
+    let mut buffers = Vec::with_capacity(count);
+    for len in lengths {
+        buffers.push(slice(start, len)?);
+        start += len;
+    }
+    let buffers = PyList::new(py, buffers)?.into_any().unbind();
+    loads(pickle, buffers)
+}
+
+fn corrupt(what: &str) -> PyErr {
+    PyValueError::new_err(format!("corrupt queue message: {what}"))
+}
