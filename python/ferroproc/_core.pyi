@@ -28,6 +28,7 @@ __all__ = [
     "forkserver_listen",
     "forkserver_request",
     "forkserver_serve",
+    "is_packet_socket",
     "note_fork",
     "poll",
     "recv_bytes",
@@ -413,14 +414,20 @@ class Barrier:
 # --- connection: framed messages over a descriptor, behind ferroproc.connection ------------
 # Each function takes the descriptor as an int; the caller keeps it open during the call.
 
-def send_bytes(fd: int, buffer: Any, /) -> None:
+def is_packet_socket(fd: int) -> bool:
+    """Whether ``fd`` is a ``SOCK_SEQPACKET`` socket: pass the answer as ``packets`` to the
+    other calls (frames then travel as packets, a small one in one system call)."""
+
+def send_bytes(fd: int, buffer: Any, packets: bool = False, /) -> None:
     """Send ``buffer`` (bytes or any C-contiguous buffer, not copied first) as one frame.
 
     Waits with the GIL released while the peer's buffer is full; ``BrokenPipeError`` when
     the peer is gone.
     """
 
-def recv_bytes(fd: int, maxlength: int | None = None, timeout: float | None = None) -> bytes | None:
+def recv_bytes(
+    fd: int, maxlength: int | None = None, timeout: float | None = None, packets: bool = False
+) -> bytes | None:
     """Receive one frame's payload.
 
     ``None`` when the header announces more than ``maxlength`` bytes or an impossible
@@ -431,7 +438,7 @@ def recv_bytes(fd: int, maxlength: int | None = None, timeout: float | None = No
     """
 
 def recv_bytes_into(
-    fd: int, buffer: Any, offset: int = 0, timeout: float | None = None
+    fd: int, buffer: Any, offset: int = 0, timeout: float | None = None, packets: bool = False
 ) -> int | bytes | None:
     """Receive one frame into the writable ``buffer`` at byte ``offset``.
 

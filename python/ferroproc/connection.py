@@ -112,6 +112,15 @@ class Connection:
         self._handle = handle
         self._readable = readable
         self._writable = writable
+        # Whether the descriptor is a packet socket (what Pipe() makes): learnt on first
+        # use, one system call per connection.
+        self._packets: bool | None = None
+
+    def _framing(self, handle: int) -> bool:
+        packets = self._packets
+        if packets is None:
+            packets = self._packets = _core.is_packet_socket(handle)
+        return packets
 
     def __del__(self) -> None:
         if self._handle is not None:
@@ -180,8 +189,11 @@ class Connection:
         handle = self._handle
         if handle is None or not self._writable:
             handle = self._writable_handle()  # raises the stdlib's error
+        packets = self._packets
+        if packets is None:
+            packets = self._framing(handle)
         if offset == 0 and size is None:
-            _core.send_bytes(handle, buf)
+            _core.send_bytes(handle, buf, packets)
             return
         view = memoryview(buf)
         if view.itemsize > 1 or view.ndim > 1:
@@ -197,12 +209,12 @@ class Connection:
             raise ValueError("size is negative")
         elif offset + size > total:
             raise ValueError("buffer length < offset + size")
-        _core.send_bytes(handle, view[offset : offset + size])
+        _core.send_bytes(handle, view[offset : offset + size], packets)
 
     def send(self, obj: Any) -> None:
         """Send a picklable object (pickled by ``reduction.ForkingPickler``)."""
         handle = self._writable_handle()
-        _core.send_bytes(handle, reduction.ForkingPickler.dumps(obj))
+        _core.send_bytes(handle, reduction.ForkingPickler.dumps(obj), self._framing(handle))
 
     def recv_bytes(self, maxlength: int | None = None) -> bytes:
         """Receive one message as ``bytes``. A message longer than ``maxlength`` raises
@@ -215,7 +227,10 @@ class Connection:
                 raise ValueError("negative maxlength")
             if maxlength >= _NO_LIMIT:
                 maxlength = None
-        data = _core.recv_bytes(handle, maxlength)
+        packets = self._packets
+        if packets is None:
+            packets = self._framing(handle)
+        data = _core.recv_bytes(handle, maxlength, None, packets)
         if data is None:
             self._bad_message_length()
         return data
@@ -230,7 +245,7 @@ class Connection:
                 raise ValueError("negative offset")
             if offset > view.nbytes:
                 raise ValueError("offset too large")
-        received = _core.recv_bytes_into(handle, buf, offset)
+        received = _core.recv_bytes_into(handle, buf, offset, None, self._framing(handle))
         if received is None:
             self._bad_message_length()
         if isinstance(received, bytes):
@@ -241,7 +256,7 @@ class Connection:
     def recv(self) -> Any:
         """Receive one picklable object."""
         handle = self._readable_handle()
-        data = _core.recv_bytes(handle)
+        data = _core.recv_bytes(handle, None, None, self._framing(handle))
         if data is None:
             self._bad_message_length()
         return reduction.ForkingPickler.loads(data)
@@ -264,7 +279,9 @@ def Pipe(duplex: bool = True) -> tuple[Connection, Connection]:
     receives and the second only sends (an ``os.pipe``); otherwise both do both (a
     socket pair)."""
     if duplex:
-        first, second = socket.socketpair()
+        # Packets, not a byte stream: a small message is then received in one system call
+        # (see ferroproc_core::connection). Only ever read by ferroproc connections.
+        first, second = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         first.setblocking(True)
         second.setblocking(True)
         return Connection(first.detach()), Connection(second.detach())

@@ -119,3 +119,72 @@ fn wait_reports_which_descriptors_are_readable() {
     drop(a);
     assert_eq!(wait_readable(&fds, None).unwrap(), vec![true, true]);
 }
+
+fn packet_pair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap()
+}
+
+fn receive_packets(fd: std::os::fd::BorrowedFd<'_>) -> Result<Vec<u8>, ConnectionError> {
+    let mut receiver = FrameReceiver::for_packets(None);
+    loop {
+        if let Some(payload) = receiver.receive_until(fd, soon())? {
+            return Ok(payload);
+        }
+    }
+}
+
+#[test]
+fn frames_of_every_size_cross_a_packet_socket() {
+    use ferroproc_core::connection::{is_packet_socket, FIRST_PACKET_MAX, PACKET_MAX};
+    let (a, b) = packet_pair();
+    assert!(is_packet_socket(a.as_fd()).unwrap());
+    let (stream, _) = UnixStream::pair().unwrap();
+    assert!(!is_packet_socket(stream.as_fd()).unwrap());
+    let sizes = [
+        0,
+        1,
+        FIRST_PACKET_MAX - 4,
+        FIRST_PACKET_MAX - 3,
+        PACKET_MAX,
+        3 * PACKET_MAX + 17,
+        5_000_000,
+    ];
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for &size in &sizes {
+                let payload: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+                let mut sender = FrameSender::for_packets(&payload);
+                while !sender.send_until(a.as_fd(), soon()).unwrap() {}
+            }
+        });
+        for &size in &sizes {
+            let expected: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            assert_eq!(receive_packets(b.as_fd()).unwrap(), expected, "size {size}");
+        }
+    });
+    drop(a);
+    assert!(matches!(
+        receive_packets(b.as_fd()),
+        Err(ConnectionError::Eof)
+    ));
+}
+
+#[test]
+fn a_packet_holding_two_frames_is_refused() {
+    let (a, b) = packet_pair();
+    // Two whole frames in one packet: not something our senders do.
+    let mut both = Vec::new();
+    ferroproc_core::connection::frame::encode(b"one", &mut both);
+    ferroproc_core::connection::frame::encode(b"two", &mut both);
+    rustix::net::send(&a, &both, rustix::net::SendFlags::empty()).unwrap();
+    assert!(matches!(
+        receive_packets(b.as_fd()),
+        Err(ConnectionError::Frame(FrameError::PacketOverrun))
+    ));
+}

@@ -31,8 +31,12 @@ impl MaybeInterrupted for ConnectionError {
 /// kernel is shorter than a release and re-acquire. Larger ones are written detached.
 const ATTACHED_SEND_MAX: usize = 64 * 1024;
 
-fn send_frame(py: Python<'_>, fd: PyFd, payload: &[u8]) -> PyResult<()> {
-    let mut sender = FrameSender::new(payload);
+fn send_frame(py: Python<'_>, fd: PyFd, payload: &[u8], packets: bool) -> PyResult<()> {
+    let mut sender = if packets {
+        FrameSender::for_packets(payload)
+    } else {
+        FrameSender::new(payload)
+    };
     if payload.len() <= ATTACHED_SEND_MAX {
         match sender.try_send(fd.borrow()) {
             Ok(true) => return Ok(()),
@@ -56,9 +60,14 @@ fn receive_frame(
     fd: PyFd,
     max_length: Option<u64>,
     timeout: Option<f64>,
+    packets: bool,
 ) -> PyResult<Received> {
     let mut deadline = deadline_after(timeout)?;
-    let mut receiver = FrameReceiver::new(max_length);
+    let mut receiver = if packets {
+        FrameReceiver::for_packets(max_length)
+    } else {
+        FrameReceiver::new(max_length)
+    };
     match receiver.try_receive(fd.borrow()) {
         Ok(Some(payload)) => return Ok(Ok(payload)),
         Err(ConnectionError::Frame(err)) => return Ok(Err(err)),
@@ -85,30 +94,45 @@ fn receive_frame(
     }
 }
 
-/// Send `buffer` (any C-contiguous buffer) as one frame on descriptor `fd`.
+/// Send `buffer` (any C-contiguous buffer) as one frame on descriptor `fd` (a packet
+/// socket when `packets`, see `is_packet_socket`).
 #[pyfunction]
-#[pyo3(signature = (fd, buffer, /))]
-pub fn send_bytes(py: Python<'_>, fd: RawFd, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
+#[pyo3(signature = (fd, buffer, packets=false, /))]
+pub fn send_bytes(
+    py: Python<'_>,
+    fd: RawFd,
+    buffer: &Bound<'_, PyAny>,
+    packets: bool,
+) -> PyResult<()> {
     let fd = PyFd::new(fd)?;
     if let Ok(bytes) = buffer.cast::<PyBytes>() {
-        return send_frame(py, fd, bytes.as_bytes());
+        return send_frame(py, fd, bytes.as_bytes(), packets);
     }
     let held = HeldBuffer::readable(buffer)?;
-    send_frame(py, fd, held.as_slice())
+    send_frame(py, fd, held.as_slice(), packets)
+}
+
+/// Whether `fd` is a `SOCK_SEQPACKET` socket, whose frames go as packets (ask once per
+/// descriptor and pass the answer as `packets` to the other calls).
+#[pyfunction]
+pub fn is_packet_socket(fd: RawFd) -> PyResult<bool> {
+    let fd = PyFd::new(fd)?;
+    ferroproc_core::connection::is_packet_socket(fd.borrow()).or_raise()
 }
 
 /// Receive one frame from `fd`: its payload, or `None` when the header announces a
 /// length over `maxlength` or an impossible one (the stream is then out of step).
 #[pyfunction]
-#[pyo3(signature = (fd, maxlength=None, timeout=None))]
+#[pyo3(signature = (fd, maxlength=None, timeout=None, packets=false))]
 pub fn recv_bytes<'py>(
     py: Python<'py>,
     fd: RawFd,
     maxlength: Option<u64>,
     timeout: Option<f64>,
+    packets: bool,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let fd = PyFd::new(fd)?;
-    Ok(receive_frame(py, fd, maxlength, timeout)?
+    Ok(receive_frame(py, fd, maxlength, timeout, packets)?
         .ok()
         .map(|payload| PyBytes::new(py, &payload)))
 }
@@ -116,20 +140,21 @@ pub fn recv_bytes<'py>(
 /// Receive one frame from `fd` into `buffer` at byte `offset`: the payload's length, or
 /// the payload as `bytes` when it does not fit, or `None` for a bad header.
 #[pyfunction]
-#[pyo3(signature = (fd, buffer, offset=0, timeout=None))]
+#[pyo3(signature = (fd, buffer, offset=0, timeout=None, packets=false))]
 pub fn recv_bytes_into<'py>(
     py: Python<'py>,
     fd: RawFd,
     buffer: &Bound<'py, PyAny>,
     offset: usize,
     timeout: Option<f64>,
+    packets: bool,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let fd = PyFd::new(fd)?;
     let mut held = HeldBuffer::writable(buffer)?;
     if offset > held.as_mut_slice().len() {
         return Err(PyValueError::new_err("offset too large"));
     }
-    let payload = match receive_frame(py, fd, None, timeout)? {
+    let payload = match receive_frame(py, fd, None, timeout, packets)? {
         Ok(payload) => payload,
         Err(_) => return Ok(None),
     };

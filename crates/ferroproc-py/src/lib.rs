@@ -52,6 +52,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sync::PyBarrier>()?;
     m.add_class::<sync::PyBarrierTicket>()?;
     m.add_function(wrap_pyfunction!(connection::send_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::is_packet_socket, m)?)?;
     m.add_function(wrap_pyfunction!(connection::recv_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(connection::recv_bytes_into, m)?)?;
     m.add_function(wrap_pyfunction!(connection::poll, m)?)?;

@@ -13,6 +13,10 @@ pub enum FrameError {
     /// The 8-byte length of a long header is larger than any buffer can be.
     #[error("bad message length: the header announces {0} bytes, more than memory can hold")]
     Impossible(u64),
+    /// A packet (on a `SOCK_SEQPACKET` socket) held bytes past the end of its frame:
+    /// our senders never pack two frames into one packet.
+    #[error("bad message: a packet runs past the end of its frame")]
+    PacketOverrun,
     /// The frame is longer than the reader accepts (`recv_bytes(maxlength)`).
     #[error("bad message length: {length} bytes announced, at most {max_length} accepted")]
     OverMaximum {

@@ -14,6 +14,11 @@
 //!     poll(POLLOUT) when full                  FrameDecoder grows with the bytes
 //! ```
 //!
+//! On a `SOCK_SEQPACKET` socket (what `Pipe()` makes) frames travel as packets that never
+//! span two frames, so a reader may take a packet whole: a small message arrives in one
+//! system call instead of two (header, then payload). Stream sockets and pipes, and every
+//! peer that may be the stdlib (`Listener`/`Client`), use the byte stream as it is.
+//!
 //! Callers own the descriptors; nothing here opens or closes one.
 
 mod error;
@@ -23,5 +28,8 @@ mod wait;
 
 pub use error::{ConnectionError, FrameError};
 pub use frame::{FrameDecoder, Header};
-pub use stream::{readable_until, FrameReceiver, FrameSender, SPIN_BUDGET};
+pub use stream::{
+    is_packet_socket, readable_until, FrameReceiver, FrameSender, FIRST_PACKET_MAX, PACKET_MAX,
+    SPIN_BUDGET,
+};
 pub use wait::wait_readable;

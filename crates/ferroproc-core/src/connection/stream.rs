@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
-use super::error::ConnectionError;
+use super::error::{ConnectionError, FrameError};
 use super::frame::{FrameDecoder, Header};
 use crate::sys::stream::{self as sys, Direction, PIPE_ATOMIC_WRITE};
 
@@ -25,6 +25,20 @@ use crate::sys::stream::{self as sys, Direction, PIPE_ATOMIC_WRITE};
 /// a few microseconds), short enough that an idle wait wastes almost no CPU: a sleeping
 /// reader's wake-up alone costs 10-80 µs between cores.
 pub const SPIN_BUDGET: Duration = Duration::from_micros(50);
+
+/// The most bytes of the first packet of a frame on a packet socket (header included).
+/// A reader takes it whole into a buffer of this size on its stack, then knows the
+/// frame's length; small messages are one packet, so one system call receives them.
+pub const FIRST_PACKET_MAX: usize = 4096;
+/// The most bytes of each later packet of a frame: well under the socket buffer (a packet
+/// must fit it whole), large enough that a big frame costs few system calls.
+pub const PACKET_MAX: usize = 64 * 1024;
+
+/// Whether `fd` is a `SOCK_SEQPACKET` socket, whose frames are sent and received as
+/// packets (see [`FrameSender::for_packets`]); one system call, to ask once per descriptor.
+pub fn is_packet_socket(fd: BorrowedFd<'_>) -> Result<bool, ConnectionError> {
+    sys::is_packet_socket(fd).map_err(|e| ConnectionError::os("getsockopt", e))
+}
 
 /// Which calls a descriptor takes: learnt on the first read or write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +124,11 @@ pub struct FrameReceiver {
     decoder: FrameDecoder,
     kind: Kind,
     spun: bool,
+    /// The descriptor is a packet socket: packets never span two frames, so each can be
+    /// read whole (see [`FIRST_PACKET_MAX`]).
+    packets: bool,
+    /// Where later packets of a long frame land (allocated on the first one).
+    scratch: Vec<u8>,
 }
 
 impl FrameReceiver {
@@ -119,6 +138,18 @@ impl FrameReceiver {
             decoder: FrameDecoder::new(max_length),
             kind: Kind::Unknown,
             spun: false,
+            packets: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// A receiver for a packet socket (`SOCK_SEQPACKET`) whose peer sends frames as
+    /// [`FrameSender::for_packets`] does: the first packet of a frame, header and all, is
+    /// taken in one system call.
+    pub fn for_packets(max_length: Option<u64>) -> Self {
+        Self {
+            packets: true,
+            ..Self::new(max_length)
         }
     }
 
@@ -140,6 +171,29 @@ impl FrameReceiver {
                 return Ok(done.into_payload());
             }
             let at_boundary = self.decoder.at_frame_boundary();
+            if self.packets {
+                // A packet must be read whole (the kernel drops what does not fit), and the
+                // decoder grows its buffer only as data arrives: read into a buffer sized
+                // for the largest packet, then hand the bytes over.
+                let mut first = [0u8; FIRST_PACKET_MAX];
+                let buffer: &mut [u8] = if at_boundary {
+                    &mut first
+                } else {
+                    self.scratch.resize(PACKET_MAX, 0);
+                    &mut self.scratch
+                };
+                match read_available(fd, &mut self.kind, buffer)? {
+                    None => return Ok(None),
+                    Some(0) if at_boundary => return Err(ConnectionError::Eof),
+                    Some(0) => return Err(ConnectionError::TruncatedFrame),
+                    Some(n) => {
+                        if self.decoder.feed(&buffer[..n])? != n {
+                            return Err(FrameError::PacketOverrun.into());
+                        }
+                    }
+                }
+                continue;
+            }
             let target = self.decoder.read_target();
             match read_available(fd, &mut self.kind, target)? {
                 None => return Ok(None),
@@ -202,6 +256,9 @@ pub struct FrameSender<'a> {
     /// Bytes of header and payload written so far.
     sent: usize,
     kind: Kind,
+    /// Send on a packet socket: packets of at most [`FIRST_PACKET_MAX`] (the first) and
+    /// [`PACKET_MAX`] bytes, none spanning two frames.
+    packets: bool,
 }
 
 impl<'a> FrameSender<'a> {
@@ -212,6 +269,24 @@ impl<'a> FrameSender<'a> {
             payload,
             sent: 0,
             kind: Kind::Unknown,
+            packets: false,
+        }
+    }
+
+    /// A sender on a packet socket (`SOCK_SEQPACKET`), for a [`FrameReceiver::for_packets`].
+    pub fn for_packets(payload: &'a [u8]) -> Self {
+        Self {
+            packets: true,
+            ..Self::new(payload)
+        }
+    }
+
+    /// The largest piece the next send may carry.
+    fn next_piece_max(&self) -> usize {
+        match (self.packets, self.sent) {
+            (false, _) => usize::MAX,
+            (true, 0) => FIRST_PACKET_MAX,
+            (true, _) => PACKET_MAX,
         }
     }
 
@@ -231,7 +306,9 @@ impl<'a> FrameSender<'a> {
             let written = if self.kind == Kind::Pipe {
                 self.write_pipe(fd, header_rest, payload_rest)?
             } else {
-                let iov = [IoSlice::new(header_rest), IoSlice::new(payload_rest)];
+                let room = self.next_piece_max().saturating_sub(header_rest.len());
+                let payload_piece = &payload_rest[..payload_rest.len().min(room)];
+                let iov = [IoSlice::new(header_rest), IoSlice::new(payload_piece)];
                 match sys::send_nonblocking(fd, &iov) {
                     Ok(written) => {
                         self.kind = Kind::Socket;

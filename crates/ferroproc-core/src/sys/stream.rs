@@ -29,6 +29,19 @@ pub(crate) fn recv_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Opt
     }
 }
 
+/// `getsockopt(fd, SOL_SOCKET, SO_TYPE) == SOCK_SEQPACKET`: false for other sockets and
+/// for descriptors that are not sockets.
+///
+/// # References
+///  - [socket(7)](https://man7.org/linux/man-pages/man7/socket.7.html)
+pub(crate) fn is_packet_socket(fd: BorrowedFd<'_>) -> Result<bool> {
+    match rustix::net::sockopt::socket_type(fd) {
+        Ok(kind) => Ok(kind == rustix::net::SocketType::SEQPACKET),
+        Err(Errno::NOTSOCK) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// `read(fd, buf)`: blocks unless [`ready`] said the descriptor is readable.
 ///
 /// # References
