@@ -17,6 +17,9 @@ TOOLS=(
     "pytest-timeout>=2.1"
     "ruff>=0.5,<0.18"
     "mypy>=1.10"
+    # Optional at run time (imported lazily); the tests use it to check that NumPy arrays
+    # cross queues out of band and arrive writable.
+    "numpy"
 )
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust stable" >&2; exit 1; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import time
@@ -107,3 +108,12 @@ def stream_then_hang(q: Any, size: int) -> None:
     """Puts a message far larger than the ring, then waits to be killed."""
     q.put(b"\x01" * size)
     time.sleep(600)
+
+
+def write_through_received_handle(conn: Any, text: str) -> None:
+    """Receives a descriptor over ``conn`` and writes ``text`` to it."""
+    reduction = importlib.import_module(f"{mp.__name__}.reduction")
+    fd = reduction.recv_handle(conn)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    conn.send("written")

@@ -33,7 +33,9 @@ __all__ = [
     "poll",
     "recv_bytes",
     "recv_bytes_into",
+    "recv_fds",
     "send_bytes",
+    "send_fds",
     "spawn",
     "wait",
 ]
@@ -413,6 +415,15 @@ class Barrier:
 
 # --- connection: framed messages over a descriptor, behind ferroproc.connection ------------
 # Each function takes the descriptor as an int; the caller keeps it open during the call.
+
+def send_fds(socket: int, fds: list[int]) -> None:
+    """Send the descriptors ``fds`` over the Unix socket ``socket`` in one message (the
+    stdlib's ``reduction.sendfds`` format)."""
+
+def recv_fds(socket: int, max_fds: int, timeout: float | None = None) -> list[int] | None:
+    """Receive one message of at most ``max_fds`` descriptors (new ones, the caller's);
+    ``None`` on timeout, ``EOFError`` when the peer closed, ``RuntimeError`` for a message
+    that is not a descriptor message."""
 
 def is_packet_socket(fd: int) -> bool:
     """Whether ``fd`` is a ``SOCK_SEQPACKET`` socket: pass the answer as ``packets`` to the

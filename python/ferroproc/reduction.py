@@ -17,11 +17,24 @@ import pickle
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, Callable, ClassVar
 
-__all__ = ["AbstractReducer", "DupFd", "ForkingPickler", "dump", "register"]
+__all__ = [
+    "AbstractReducer",
+    "DupFd",
+    "ForkingPickler",
+    "dump",
+    "recv_handle",
+    "recvfds",
+    "register",
+    "send_handle",
+    "sendfds",
+]
 
-HAVE_SEND_HANDLE = False
+HAVE_SEND_HANDLE = True
+#: The receiver of descriptors does not acknowledge them (needed on macOS only).
+ACKNOWLEDGE = False
 
 
 class ForkingPickler(pickle.Pickler):
@@ -116,12 +129,49 @@ def _rebuild_partial(
 register(functools.partial, _reduce_partial)
 
 
+def sendfds(sock: Any, fds: Sequence[int]) -> None:
+    """Send the descriptors ``fds`` over the Unix socket ``sock`` (an object with
+    ``fileno()``, or a descriptor), in the stdlib's format."""
+    from . import _core
+
+    _core.send_fds(_fileno(sock), list(fds))
+
+
+def recvfds(sock: Any, size: int) -> list[int]:
+    """Receive at most ``size`` descriptors sent by :func:`sendfds` over ``sock``; the new
+    descriptors belong to the caller. ``EOFError`` if the peer closed the socket."""
+    from . import _core
+
+    fds = _core.recv_fds(_fileno(sock), size)
+    assert fds is not None  # no timeout was given
+    return fds
+
+
+def send_handle(conn: Any, handle: int, destination_pid: int) -> None:
+    """Send the descriptor ``handle`` to the process at the other end of the connection
+    ``conn`` (``destination_pid`` is only needed on Windows)."""
+    sendfds(conn, [handle])
+
+
+def recv_handle(conn: Any) -> int:
+    """Receive a descriptor sent by :func:`send_handle` over the connection ``conn``."""
+    return recvfds(conn, 1)[0]
+
+
+def _fileno(obj: Any) -> int:
+    return obj if isinstance(obj, int) else int(obj.fileno())
+
+
 class AbstractReducer:
     """Base for a custom ``reducer`` set on a context (``ctx.reducer = MyReducer()``)."""
 
     ForkingPickler = ForkingPickler
     register = register
     dump = dump
+    send_handle = send_handle
+    recv_handle = recv_handle
+    sendfds = sendfds
+    recvfds = recvfds
 
 
 class _DupFd:

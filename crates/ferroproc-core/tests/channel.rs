@@ -264,3 +264,30 @@ fn attaching_checks_the_segment() {
     put(&channel, b"shared");
     assert_eq!(get(&other), b"shared");
 }
+
+#[test]
+fn a_segment_that_is_not_a_channel_is_refused() {
+    use ferroproc_core::shm::{Backing, Segment, Tag};
+    let spill = || {
+        let channel = Channel::create(MIN_CAPACITY).unwrap();
+        (
+            channel.spill().sender_fd().try_clone_to_owned().unwrap(),
+            channel.spill().receiver_fd().try_clone_to_owned().unwrap(),
+        )
+    };
+    // Another kind of segment (its tag says so).
+    let arena = Segment::create(Backing::Anonymous, 4096, Tag::ARENA).unwrap();
+    assert!(Channel::attach(arena.fd(), spill()).is_err());
+    // A channel segment whose ring claims more bytes than the segment has.
+    let small = Segment::create(Backing::Anonymous, 512, Channel::TAG).unwrap();
+    // The capacity is the first word of the control block's third cache line.
+    small.copy_in(128, &(1u64 << 20).to_le_bytes()).unwrap();
+    let refused = Channel::attach(small.fd(), spill()).unwrap_err();
+    assert!(
+        refused.to_string().contains("claims more bytes"),
+        "{refused}"
+    );
+    // A raw segment: no header at all.
+    let raw = Segment::create_raw(Backing::Anonymous, 1 << 16).unwrap();
+    assert!(Channel::attach(raw.fd(), spill()).is_err());
+}

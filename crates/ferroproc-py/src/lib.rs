@@ -13,6 +13,7 @@ mod codec;
 mod connection;
 mod errors;
 mod fd;
+mod handles;
 mod identity;
 mod interp;
 mod overflow;
@@ -53,6 +54,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sync::PyBarrierTicket>()?;
     m.add_function(wrap_pyfunction!(connection::send_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(connection::is_packet_socket, m)?)?;
+    m.add_function(wrap_pyfunction!(handles::send_fds, m)?)?;
+    m.add_function(wrap_pyfunction!(handles::recv_fds, m)?)?;
     m.add_function(wrap_pyfunction!(connection::recv_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(connection::recv_bytes_into, m)?)?;
     m.add_function(wrap_pyfunction!(connection::poll, m)?)?;

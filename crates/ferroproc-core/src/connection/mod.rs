@@ -19,15 +19,20 @@
 //! system call instead of two (header, then payload). Stream sockets and pipes, and every
 //! peer that may be the stdlib (`Listener`/`Client`), use the byte stream as it is.
 //!
-//! Callers own the descriptors; nothing here opens or closes one.
+//! [`send_fds`]/[`recv_fds`] pass descriptors themselves, as the stdlib's
+//! `reduction.sendfds`/`recvfds` do.
+//!
+//! Callers own the descriptors; nothing here opens or closes one (except those received).
 
 mod error;
 pub mod frame;
+mod handles;
 mod stream;
 mod wait;
 
 pub use error::{ConnectionError, FrameError};
 pub use frame::{FrameDecoder, Header};
+pub use handles::{recv_fds, send_fds, ReceivedFds, MAX_PASSED_FDS};
 pub use stream::{
     is_packet_socket, readable_until, FrameReceiver, FrameSender, FIRST_PACKET_MAX, PACKET_MAX,
     SPIN_BUDGET,
