@@ -13,14 +13,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use ferroproc_core::channel::record::{record_size, SPILL_NUMBER_LEN};
-use ferroproc_core::channel::{Channel, ChannelError, PutLimits, Wait, DEFAULT_CAPACITY};
+use ferroproc_core::channel::{
+    Channel, ChannelError, Fill, MessageSink, PutLimits, Wait, DEFAULT_CAPACITY,
+};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyList;
+use pyo3::types::{PyBytes, PyList};
 
 use crate::blocking::deadline_after;
-use crate::codec::{decode, Encoded};
+use crate::codec::{decode, Encoded, BYTES};
 use crate::errors::OrRaise;
 use crate::fd::PyFd;
 use crate::identity::me_pid;
@@ -31,6 +33,61 @@ mod queue_exceptions {
     pyo3::import_exception!(queue, Full);
 }
 use queue_exceptions::{Empty, Full};
+
+/// A message taken out of the ring: a `bytes` object already in its final form, or the
+/// raw message, decoded once the queue's lock is released (unpickling runs Python code).
+enum Taken<'py> {
+    Bytes(Bound<'py, PyBytes>),
+    Raw(Vec<u8>),
+}
+
+/// Where the bindings take messages to: a `bytes` message goes straight into a new
+/// `bytes` object (one copy out of the ring, no intermediate buffer: for 1 MiB messages
+/// the second copy and its page faults were a third of the reader's time); anything else
+/// into a buffer decoded afterwards.
+struct PySink<'py> {
+    py: Python<'py>,
+    taken: Vec<Taken<'py>>,
+    /// Why the sink refused a message (a `MemoryError`), to raise instead of the core's.
+    error: Option<PyErr>,
+}
+
+impl<'py> PySink<'py> {
+    fn new(py: Python<'py>) -> Self {
+        Self {
+            py,
+            taken: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+impl MessageSink for PySink<'_> {
+    fn take(&mut self, len: usize, first: u8, fill: &mut Fill<'_>) -> Result<(), ChannelError> {
+        if first != BYTES || len == 0 {
+            let mut message = vec![0u8; len];
+            fill(0, &mut message)?;
+            self.taken.push(Taken::Raw(message));
+            return Ok(());
+        }
+        let mut failed = None;
+        let made = PyBytes::new_with(self.py, len - 1, |room| {
+            failed = fill(1, room).err();
+            Ok(())
+        });
+        match (made, failed) {
+            (Ok(_), Some(error)) => Err(error),
+            (Ok(bytes), None) => {
+                self.taken.push(Taken::Bytes(bytes));
+                Ok(())
+            }
+            (Err(error), _) => {
+                self.error = Some(error);
+                Err(ChannelError::Refused { len })
+            }
+        }
+    }
+}
 
 /// The Python callables that pickle what the native codec cannot carry.
 struct Codec {
@@ -166,6 +223,71 @@ impl PyChannel {
             Err(PyOSError::new_err(
                 "the queue's overflow thread has stopped",
             ))
+        }
+    }
+
+    /// Takes up to `max` messages (at least one, waiting for it when `block`), with the
+    /// GIL held while they are copied out, so each lands once, in its final home
+    /// ([`PySink`]); `None` if none came by the deadline. Waits happen with the GIL
+    /// released, and so does a take that has to wait for another reader's lock.
+    fn take<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+        max: usize,
+    ) -> PyResult<Option<Vec<Taken<'py>>>> {
+        let me = me_pid();
+        let deadline = deadline(block, timeout)?;
+        loop {
+            let mut sink = PySink::new(py);
+            let now = Some(Instant::now());
+            match self
+                .channel
+                .get_many_into(me, max, &mut sink, now, &mut || false)
+            {
+                Ok(Wait::Done(count)) if count > 0 => return Ok(Some(sink.taken)),
+                Ok(_) => {}
+                Err(error) => {
+                    return match sink.error.take() {
+                        Some(refusal) => Err(refusal),
+                        None => Err(error).or_raise(),
+                    };
+                }
+            }
+            if !block || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Ok(None);
+            }
+            if !self.channel.ring().is_empty() {
+                // Messages are there, but another reader holds the lock: wait for it
+                // without the GIL (the messages then go through a plain buffer).
+                let got = self.run_with(py, false, true, deadline, |deadline, keep_waiting| {
+                    let mut out = Vec::new();
+                    let got = self
+                        .channel
+                        .get_many(me, max, &mut out, deadline, keep_waiting)?;
+                    Ok(match got {
+                        Wait::Done(_) => Wait::Done(out),
+                        Wait::TimedOut => Wait::TimedOut,
+                        Wait::Stopped => Wait::Stopped,
+                    })
+                })?;
+                return Ok(got.map(|messages| messages.into_iter().map(Taken::Raw).collect()));
+            }
+            let arrived = self.run_with(py, false, true, deadline, |deadline, keep_waiting| {
+                Ok(self.channel.wait_for_messages(deadline, keep_waiting))
+            })?;
+            if arrived.is_none() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The object a taken message stands for.
+    fn finish(&self, py: Python<'_>, message: Taken<'_>) -> PyResult<Py<PyAny>> {
+        match message {
+            Taken::Bytes(bytes) => Ok(bytes.into_any().unbind()),
+            Taken::Raw(message) => self.decode_message(py, message),
         }
     }
 
@@ -407,13 +529,11 @@ impl PyChannel {
     /// Gets one object; raises `queue.Empty` if none came by the deadline.
     #[pyo3(signature = (block = true, timeout = None))]
     fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let me = me_pid();
-        let deadline = deadline(block, timeout)?;
-        let got = self.run(py, block, deadline, |deadline, keep_waiting| {
-            self.channel.get(me, deadline, keep_waiting)
-        })?;
-        match got {
-            Some(message) => self.decode_message(py, message),
+        let Some(taken) = self.take(py, block, timeout, 1)? else {
+            return Err(Empty::new_err(()));
+        };
+        match taken.into_iter().next() {
+            Some(message) => self.finish(py, message),
             None => Err(Empty::new_err(())),
         }
     }
@@ -428,31 +548,16 @@ impl PyChannel {
         timeout: Option<f64>,
         max_messages: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let me = me_pid();
-        let deadline = deadline(block, timeout)?;
         let max = max_messages.unwrap_or(usize::MAX);
         if max == 0 {
             return Err(PyValueError::new_err("max_messages must be at least 1"));
         }
-        let got = self.run(py, block, deadline, |deadline, keep_waiting| {
-            let mut out = Vec::new();
-            Ok(
-                match self
-                    .channel
-                    .get_many(me, max, &mut out, deadline, keep_waiting)?
-                {
-                    Wait::Done(_) => Wait::Done(out),
-                    Wait::TimedOut => Wait::TimedOut,
-                    Wait::Stopped => Wait::Stopped,
-                },
-            )
-        })?;
-        let Some(messages) = got else {
+        let Some(taken) = self.take(py, block, timeout, max)? else {
             return Err(Empty::new_err(()));
         };
         let list = PyList::empty(py);
-        for message in messages {
-            list.append(self.decode_message(py, message)?)?;
+        for message in taken {
+            list.append(self.finish(py, message)?)?;
         }
         Ok(list)
     }

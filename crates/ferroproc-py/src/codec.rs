@@ -32,7 +32,8 @@ const TRUE: u8 = 0x03;
 const INT: u8 = 0x04;
 const FLOAT: u8 = 0x05;
 const STR: u8 = 0x06;
-const BYTES: u8 = 0x07;
+/// The tag of a `bytes` message (its payload can be read straight into a `bytes`).
+pub const BYTES: u8 = 0x07;
 const PICKLE_OOB: u8 = 0x08;
 const PICKLE: u8 = 0x80;
 

@@ -118,6 +118,7 @@ impl From<CoreError> for PyErr {
             CoreError::Channel(err) => match err {
                 ChannelError::Shm(err) => CoreError::Shm(err).into(),
                 ChannelError::Sync(err) => CoreError::Sync(err).into(),
+                ChannelError::Refused { .. } => PyMemoryError::new_err(err.to_string()),
                 ChannelError::InvalidCapacity { .. } | ChannelError::TaskDoneTooOften => {
                     PyValueError::new_err(err.to_string())
                 }

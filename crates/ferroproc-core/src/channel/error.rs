@@ -25,6 +25,13 @@ pub enum ChannelError {
     /// damaged bytes were discarded and counted as lost; the channel stays usable.
     #[error("corrupt record in shared-memory channel: {0}; the unread data was discarded")]
     Corrupt(&'static str),
+    /// The reader's sink could not make room for a message (out of memory); the message
+    /// stays in the queue.
+    #[error("no room for a message of {len} bytes")]
+    Refused {
+        /// The message's length.
+        len: usize,
+    },
     /// `task_done` was called more often than messages were put (the stdlib's
     /// `ValueError`).
     #[error("task_done() called too many times")]

@@ -16,7 +16,10 @@ pub mod record;
 mod ring;
 
 pub use error::ChannelError;
-pub use ring::{Env, PutLimits, Ring, RingBytes, Spill, Wait, MAX_CAPACITY, MIN_CAPACITY, SLICE};
+pub use ring::{
+    Env, Fill, MessageSink, PutLimits, Ring, RingBytes, Spill, Wait, MAX_CAPACITY, MIN_CAPACITY,
+    SLICE,
+};
 
 #[cfg(not(loom))]
 mod segment;

@@ -4,7 +4,7 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Instant;
 
-use super::{ChannelError, Env, PutLimits, Ring, RingBytes, SpillSocket, Wait};
+use super::{ChannelError, Env, MessageSink, PutLimits, Ring, RingBytes, SpillSocket, Wait};
 use crate::futex::FutexWaiter;
 use crate::shm::{Backing, Segment, ShmError, Source, Tag};
 use crate::sync::ProcessLiveness;
@@ -203,15 +203,38 @@ impl Channel {
         deadline: Option<Instant>,
         keep_waiting: &mut dyn FnMut() -> bool,
     ) -> Result<Wait<usize>, ChannelError> {
+        self.get_many_into(me, max, out, deadline, keep_waiting)
+    }
+
+    /// [`get_many`](Self::get_many) into any [`MessageSink`].
+    pub fn get_many_into(
+        &self,
+        me: u32,
+        max: usize,
+        sink: &mut dyn MessageSink,
+        deadline: Option<Instant>,
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> Result<Wait<usize>, ChannelError> {
         let bytes = SegmentBytes(&self.segment);
         self.ring().get_many_with(
             self.env(&bytes, me),
             Some(&self.spill),
             max,
-            out,
+            sink,
             deadline,
             keep_waiting,
         )
+    }
+
+    /// Waits until there is something to get, without getting it; see
+    /// [`Ring::wait_for_messages`].
+    pub fn wait_for_messages(
+        &self,
+        deadline: Option<Instant>,
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> Wait<()> {
+        self.ring()
+            .wait_for_messages(&FutexWaiter, deadline, keep_waiting)
     }
 
     /// Marks one task done; see [`Ring::task_done`].

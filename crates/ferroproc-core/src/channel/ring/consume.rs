@@ -62,7 +62,7 @@ impl Ring {
         env: Env<'_, B, W, L>,
         spill: Option<&dyn Spill>,
         max: usize,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut dyn MessageSink,
         deadline: Option<Instant>,
         keep_waiting: &mut dyn FnMut() -> bool,
     ) -> Result<Wait<usize>, ChannelError>
@@ -100,6 +100,24 @@ impl Ring {
         }
     }
 
+    /// Waits, without taking anything, until the ring holds data (or `deadline`, or
+    /// `keep_waiting` says stop): for callers that take messages where they cannot wait.
+    pub fn wait_for_messages<W: Waiter + ?Sized>(
+        &self,
+        waiter: &W,
+        deadline: Option<Instant>,
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> Wait<()> {
+        sleep_until(
+            waiter,
+            &self.producers.put_seq,
+            &self.producers.consumers_sleeping,
+            || !self.is_empty(),
+            deadline,
+            keep_waiting,
+        )
+    }
+
     /// With the get lock held: takes complete messages at `head`, up to `max`. Returns 0
     /// when there was nothing to take.
     fn take_available<B, W, L>(
@@ -107,7 +125,7 @@ impl Ring {
         env: Env<'_, B, W, L>,
         spill: Option<&dyn Spill>,
         max: usize,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut dyn MessageSink,
         keep_waiting: &mut dyn FnMut() -> bool,
     ) -> Result<Wait<usize>, ChannelError>
     where
@@ -149,7 +167,12 @@ impl Ring {
                 freed_any = true;
                 match fetched {
                     Ok(Some(message)) => {
-                        out.push(message);
+                        // Already out of the ring and its store: a sink that fails here
+                        // loses it, which counts.
+                        if let Err(error) = hand_over(out, &message) {
+                            self.shared.lost.fetch_add(1, Ordering::Relaxed);
+                            break Err(error);
+                        }
                         taken += 1;
                     }
                     // Its reader died after taking it from the store.
@@ -162,12 +185,23 @@ impl Ring {
                     }
                 }
             } else if header.is_first() && header.is_last() {
-                let mut message = vec![0u8; header.len as usize];
-                self.read_wrapping(env.bytes, head + HEADER_LEN, &mut message)?;
+                let len = header.len as usize;
+                let body = head + HEADER_LEN;
+                let mut first = [0u8; 1];
+                if len > 0 {
+                    self.read_wrapping(env.bytes, body, &mut first)?;
+                }
+                let bytes = env.bytes;
+                let mut fill = |skip: usize, room: &mut [u8]| {
+                    self.read_wrapping(bytes, body + skip as u64, room)
+                };
+                if let Err(error) = out.take(len, first[0], &mut fill) {
+                    // The sink could not take it: it stays for the next reader.
+                    break Err(error);
+                }
                 head += size;
                 self.free_to(head, 1);
                 freed_any = true;
-                out.push(message);
                 taken += 1;
             } else if header.is_first() {
                 // A streamed message: gather it only if nothing was taken yet, so a batch
@@ -177,7 +211,10 @@ impl Ring {
                 }
                 match self.gather_stream(env, head, header, keep_waiting)? {
                     Gathered::Message(message) => {
-                        out.push(message);
+                        if let Err(error) = hand_over(out, &message) {
+                            self.shared.lost.fetch_add(1, Ordering::Relaxed);
+                            break Err(error);
+                        }
                         taken += 1;
                     }
                     Gathered::Dropped => {}

@@ -99,6 +99,39 @@ pub trait Spill {
     fn take(&self, number: u64) -> Result<Option<Vec<u8>>, ChannelError>;
 }
 
+/// Copies a message (from byte `skip` on) into the room a [`MessageSink`] made for it.
+pub type Fill<'a> = dyn FnMut(usize, &mut [u8]) -> Result<(), ChannelError> + 'a;
+
+/// Where a reader puts the messages it takes. The sink allocates each message's final home
+/// itself (the Python bindings: a `bytes` object), so a message is copied out of the ring
+/// once; a `Vec<Vec<u8>>` is the plain sink.
+pub trait MessageSink {
+    /// Takes a message of `len` bytes whose first byte is `first` (0 for an empty one):
+    /// allocates room and calls `fill(skip, room)` once, with `room` the place for the
+    /// message's bytes from `skip` on (a sink may leave out a leading tag). An error
+    /// leaves the message in the ring.
+    fn take(&mut self, len: usize, first: u8, fill: &mut Fill<'_>) -> Result<(), ChannelError>;
+}
+
+impl MessageSink for Vec<Vec<u8>> {
+    fn take(&mut self, len: usize, _first: u8, fill: &mut Fill<'_>) -> Result<(), ChannelError> {
+        let mut message = vec![0u8; len];
+        fill(0, &mut message)?;
+        self.push(message);
+        Ok(())
+    }
+}
+
+/// Hands a message already read out of the ring (spilled, or gathered from chunks) to a
+/// sink.
+pub(super) fn hand_over(sink: &mut dyn MessageSink, message: &[u8]) -> Result<(), ChannelError> {
+    let first = message.first().copied().unwrap_or(0);
+    sink.take(message.len(), first, &mut |skip, room| {
+        room.copy_from_slice(&message[skip..]);
+        Ok(())
+    })
+}
+
 /// What a ring operation needs from its surroundings: the bytes, how to sleep, how to tell
 /// whether a process is alive, and the caller's process id (for the locks).
 #[derive(Debug)]
