@@ -117,3 +117,12 @@ def write_through_received_handle(conn: Any, text: str) -> None:
     with os.fdopen(fd, "w") as file:
         file.write(text)
     conn.send("written")
+
+
+def use_received_connection(control: Any) -> None:
+    """Receives a connection over ``control`` (pickled while this process was already
+    running) and answers on it."""
+    conn = control.recv()
+    conn.send(("hello from", os.getpid()))
+    conn.close()
+    control.send("done")

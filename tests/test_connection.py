@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import _connection_targets as targets
-from _support import DEADLINE, IS_STDLIB, MODULE_NAME, mp
+from _support import DEADLINE, MODULE_NAME, mp
 
 connection = importlib.import_module(f"{MODULE_NAME}.connection")
 
@@ -433,16 +433,6 @@ def test_eof_when_the_peer_process_is_killed(ctx: Any) -> None:
     with pytest.raises(EOFError):
         parent_end.recv()
     parent_end.close()
-
-
-@pytest.mark.skipif(IS_STDLIB, reason="the stdlib pickles through its resource sharer")
-@pytest.mark.ferroproc_only
-def test_pickling_a_connection_outside_a_child_start_is_refused(duplex: tuple[Any, Any]) -> None:
-    a, _ = duplex
-    from io import BytesIO
-
-    with pytest.raises(RuntimeError, match="child"):
-        mp.reduction.ForkingPickler(BytesIO()).dump(a)
 
 
 # --- wait ----------------------------------------------------------------------------

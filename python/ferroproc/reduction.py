@@ -198,18 +198,19 @@ class _DupFd:
         return self.handle
 
 
-def DupFd(fd: int) -> _DupFd:
-    """Arrange for ``fd`` to reach the child being started; unpickle and ``detach()`` there.
+def DupFd(fd: int) -> Any:
+    """A picklable stand-in for ``fd``; unpickle it and call ``detach()`` to get the
+    descriptor in the receiving process.
 
-    Only possible while a process object is being pickled for a spawn or fork-server child:
-    the descriptor travels with the child's start-up, not over a socket afterwards.
+    While a process object is being pickled for a spawn or fork-server child, the
+    descriptor travels with the child's start-up. At any other time it is offered by this
+    process's resource sharer (``resource_sharer.DupFd``) and received over a socket.
     """
     from .context import get_spawning_popen
 
     popen = get_spawning_popen()
     if popen is None:
-        raise RuntimeError(
-            "a file descriptor can only be pickled for a child process while that child is "
-            "being started (pass the object to Process(...) or rely on fork inheritance)"
-        )
+        from .resource_sharer import DupFd as SharedFd
+
+        return SharedFd(fd)
     return _DupFd(popen.duplicate_for_child(fd), popen.method == "forkserver")
