@@ -66,3 +66,12 @@ def read_when_present(path: str | os.PathLike[str], timeout: float = DEADLINE) -
     if not wait_until(path.exists, timeout):
         raise AssertionError(f"{path} did not appear within {timeout} s")
     return path.read_text()
+
+
+class Interrupted(Exception):
+    """Raised by :func:`raise_interrupted`, a signal handler that interrupts a wait."""
+
+
+def raise_interrupted(signum: int, frame: object) -> None:
+    """A signal handler that raises, as Ctrl-C's does: a wait must end with it."""
+    raise Interrupted(signum)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import _connection_targets as targets
-from _support import DEADLINE, MODULE_NAME, mp
+from _support import DEADLINE, MODULE_NAME, Interrupted, mp
 
 connection = importlib.import_module(f"{MODULE_NAME}.connection")
 
@@ -152,24 +152,6 @@ def test_peer_killed_mid_frame(ctx: Any) -> None:
 
 
 # --- a signal handler that raises interrupts a blocking receive --------------------------
-
-
-class Interrupted(Exception):
-    pass
-
-
-def raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-@pytest.fixture
-def sigusr1_raises() -> Iterator[None]:
-    assert threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGUSR1, raise_interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
 
 
 @pytest.mark.usefixtures("sigusr1_raises")

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import _targets
-from _support import read_when_present
+from _support import Interrupted, read_when_present
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Interrupted(Exception):
-    pass
-
-
-def raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-@pytest.fixture
-def sigusr1_raises() -> Iterator[None]:
-    assert threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGUSR1, raise_interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
 
 
 @pytest.mark.usefixtures("sigusr1_raises")

@@ -9,6 +9,7 @@
 //! signal handlers between them, so Ctrl-C interrupts a blocked `get`.
 
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -104,6 +105,8 @@ pub struct PyChannel {
     limits: PutLimits,
     codec: PyOnceLock<Codec>,
     overflow: Mutex<Option<Overflow>>,
+    /// Whether an overflow thread was ever started, so `put` skips the mutex until then.
+    overflowed_ever: AtomicBool,
 }
 
 impl std::fmt::Debug for PyChannel {
@@ -125,6 +128,7 @@ impl PyChannel {
             },
             codec: PyOnceLock::new(),
             overflow: Mutex::new(None),
+            overflowed_ever: AtomicBool::new(false),
         }
     }
 
@@ -188,6 +192,9 @@ impl PyChannel {
 
     /// This process's overflow backlog, if messages are waiting in it.
     fn pending_overflow(&self) -> Option<Arc<Backlog>> {
+        if !self.overflowed_ever.load(Ordering::Relaxed) {
+            return None;
+        }
         let overflow = self.overflow.lock().unwrap_or_else(PoisonError::into_inner);
         overflow
             .as_ref()
@@ -213,6 +220,7 @@ impl PyChannel {
             let started = Overflow::start(Arc::clone(&self.channel), self.limits, me)
                 .map_err(|err| PyOSError::new_err(format!("cannot start a thread: {err}")))?;
             *overflow = Some(started);
+            self.overflowed_ever.store(true, Ordering::Relaxed);
         }
         let handed = overflow
             .as_ref()
@@ -266,11 +274,7 @@ impl PyChannel {
                     let got = self
                         .channel
                         .get_many(me, max, &mut out, deadline, keep_waiting)?;
-                    Ok(match got {
-                        Wait::Done(_) => Wait::Done(out),
-                        Wait::TimedOut => Wait::TimedOut,
-                        Wait::Stopped => Wait::Stopped,
-                    })
+                    Ok(got.map(|_| out))
                 })?;
                 return Ok(got.map(|messages| messages.into_iter().map(Taken::Raw).collect()));
             }

@@ -185,13 +185,8 @@ impl Channel {
         keep_waiting: &mut dyn FnMut() -> bool,
     ) -> Result<Wait<Vec<u8>>, ChannelError> {
         let mut out = Vec::with_capacity(1);
-        Ok(
-            match self.get_many(me, 1, &mut out, deadline, keep_waiting)? {
-                Wait::Done(_) => Wait::Done(out.pop().unwrap_or_default()),
-                Wait::TimedOut => Wait::TimedOut,
-                Wait::Stopped => Wait::Stopped,
-            },
-        )
+        let got = self.get_many(me, 1, &mut out, deadline, keep_waiting)?;
+        Ok(got.map(|_| out.pop().unwrap_or_default()))
     }
 
     /// Gets up to `max` messages; see [`Ring::get_many`].

@@ -302,7 +302,7 @@ pub(super) fn unlock_word<W: Waiter + ?Sized>(word: &AtomicU32, waiter: &W) -> b
 /// Whether `deadline` has passed. Loom has no clock: in models, deadlines never pass (as
 /// with [`SpinWaiter`](crate::futex::SpinWaiter)).
 #[inline]
-pub(super) fn deadline_passed(deadline: Option<Instant>) -> bool {
+pub(crate) fn deadline_passed(deadline: Option<Instant>) -> bool {
     #[cfg(loom)]
     {
         let _ = deadline;

@@ -20,6 +20,7 @@ pub use condition::{CondWait, ConditionLock, RawCondition, Sleep, DEFAULT_SLOTS}
 pub use error::SyncError;
 pub use event::RawEvent;
 pub use liveness::{AlwaysAlive, Liveness, ProcessLiveness};
+pub(crate) use lock::deadline_passed;
 pub use lock::{Acquire, RawLock, OWNER_CHECK_INTERVAL};
 pub use rlock::{Owner, RawRLock};
 pub use semaphore::{RawSemaphore, SEM_VALUE_MAX};

@@ -29,11 +29,8 @@ impl Ring {
         L: Liveness + ?Sized,
     {
         let mut messages = Vec::with_capacity(1);
-        match self.get_many(env, 1, &mut messages, deadline, keep_waiting)? {
-            Wait::Done(_) => Ok(Wait::Done(messages.pop().unwrap_or_default())),
-            Wait::TimedOut => Ok(Wait::TimedOut),
-            Wait::Stopped => Ok(Wait::Stopped),
-        }
+        let got = self.get_many(env, 1, &mut messages, deadline, keep_waiting)?;
+        Ok(got.map(|_| messages.pop().unwrap_or_default()))
     }
 
     /// Gets at least one message (waiting until `deadline` for the first) and then every
@@ -85,14 +82,7 @@ impl Ring {
                 Wait::Done(count) => return Ok(Wait::Done(count)),
                 other => return Ok(other),
             }
-            let waited = sleep_until(
-                env.waiter,
-                &self.producers.put_seq,
-                &self.producers.consumers_sleeping,
-                || !self.is_empty(),
-                deadline,
-                keep_waiting,
-            );
+            let waited = self.wait_for_messages(env.waiter, deadline, keep_waiting);
             match waited {
                 Wait::Done(()) => {}
                 other => return Ok(other.map_never()),
@@ -297,14 +287,8 @@ impl Ring {
                 if tail != head {
                     break self.read_header(env.bytes, head, tail);
                 }
-                let waited = sleep_until(
-                    env.waiter,
-                    &self.producers.put_seq,
-                    &self.producers.consumers_sleeping,
-                    || !self.is_empty(),
-                    Some(slice_end(None)),
-                    &mut || true,
-                );
+                let waited =
+                    self.wait_for_messages(env.waiter, Some(slice_end(None)), &mut || true);
                 if waited == Wait::Done(()) {
                     continue;
                 }
@@ -401,11 +385,7 @@ impl Ring {
             // The dead reader had half a streamed message; its other chunks are orphans.
             self.shared.lost.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(match acquired {
-            Wait::Done(_) => Wait::Done(()),
-            Wait::TimedOut => Wait::TimedOut,
-            Wait::Stopped => Wait::Stopped,
-        })
+        Ok(acquired.map(drop))
     }
 
     fn unlock_consumers<B, W, L>(&self, env: Env<'_, B, W, L>) -> Result<(), ChannelError>

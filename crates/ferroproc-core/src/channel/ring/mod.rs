@@ -167,6 +167,17 @@ pub enum Wait<T> {
     Stopped,
 }
 
+impl<T> Wait<T> {
+    /// Applies `f` to a completed operation's value; timeouts and stops pass through.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Wait<U> {
+        match self {
+            Wait::Done(value) => Wait::Done(f(value)),
+            Wait::TimedOut => Wait::TimedOut,
+            Wait::Stopped => Wait::Stopped,
+        }
+    }
+}
+
 /// Limits on a put.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PutLimits {

@@ -456,11 +456,7 @@ impl Ring {
         if acquired == Wait::Done(true) {
             self.repair_after_dead_producer();
         }
-        Ok(match acquired {
-            Wait::Done(_) => Wait::Done(()),
-            Wait::TimedOut => Wait::TimedOut,
-            Wait::Stopped => Wait::Stopped,
-        })
+        Ok(acquired.map(drop))
     }
 
     /// The put lock was taken over from a dead holder: count what it lost and undo its

@@ -6,6 +6,7 @@ use super::{Env, Wait, SLICE, SPINS};
 use crate::channel::ChannelError;
 use crate::futex::{WaitOutcome, Waiter};
 use crate::primitive::{fence, hint, AtomicU32, Ordering};
+pub(super) use crate::sync::deadline_passed;
 use crate::sync::{Acquire, Liveness, RawLock, SyncError};
 
 /// Takes a ring lock in slices, so `keep_waiting` runs between them. `Done(true)` when it
@@ -93,8 +94,4 @@ pub(super) fn sleep_until<W: Waiter + ?Sized>(
 pub(super) fn slice_end(deadline: Option<Instant>) -> Instant {
     let slice = Instant::now() + SLICE;
     deadline.map_or(slice, |deadline| deadline.min(slice))
-}
-
-pub(super) fn deadline_passed(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|deadline| Instant::now() >= deadline)
 }
