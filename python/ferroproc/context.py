@@ -19,10 +19,10 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any, ClassVar
 
-    from . import connection, queues, synchronize
+    from . import connection, pool, queues, synchronize
 
 __all__: list[str] = []
 
@@ -46,6 +46,45 @@ class AuthenticationError(ProcessError):
     """The authkey handshake failed."""
 
 
+class WorkerLostError(ProcessError):
+    """The worker process running a task died before it finished (killed by a signal,
+    the OOM killer, a crash or ``os._exit``). ``pid`` is the worker's process id and
+    ``exitcode`` its exit code, or the negated signal number."""
+
+    def __init__(self, pid: int, exitcode: int) -> None:
+        super().__init__(pid, exitcode)
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __str__(self) -> str:
+        if self.exitcode < 0:
+            import signal
+
+            try:
+                how = f"was killed by {signal.Signals(-self.exitcode).name}"
+            except ValueError:
+                how = f"was killed by signal {-self.exitcode}"
+        else:
+            how = f"exited with code {self.exitcode}"
+        return f"the pool worker (pid {self.pid}) {how} while running this task"
+
+
+class TaskTimeoutError(TimeoutError):
+    """A task ran longer than the pool's ``task_timeout``; its worker was killed and
+    replaced. A subclass of ``ferroproc.TimeoutError``."""
+
+    def __init__(self, pid: int, timeout: float) -> None:
+        super().__init__(pid, timeout)
+        self.pid = pid
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return (
+            f"the task ran longer than its timeout of {self.timeout:g} s; "
+            f"its worker (pid {self.pid}) was killed"
+        )
+
+
 class OwnerDiedWarning(RuntimeWarning):
     """A lock was acquired after its previous holder died while holding it.
 
@@ -65,6 +104,8 @@ class BaseContext:
     TimeoutError = TimeoutError
     AuthenticationError = AuthenticationError
     OwnerDiedWarning = OwnerDiedWarning
+    WorkerLostError = WorkerLostError
+    TaskTimeoutError = TaskTimeoutError
 
     current_process = staticmethod(process.current_process)
     parent_process = staticmethod(process.parent_process)
@@ -172,6 +213,26 @@ class BaseContext:
         from .sharedctypes import Array
 
         return Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self.get_context())
+
+    def Pool(
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: int | None = None,
+        **options: Any,
+    ) -> pool.Pool:
+        """A process pool of this context (see ``ferroproc.pool.Pool``)."""
+        from .pool import Pool
+
+        return Pool(
+            processes,
+            initializer,
+            initargs,
+            maxtasksperchild,
+            context=self.get_context(),
+            **options,
+        )
 
     def cpu_count(self) -> int:
         """Return the number of CPUs in the system."""

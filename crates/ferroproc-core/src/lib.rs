@@ -12,6 +12,8 @@
 //! - [`connection`]: the stdlib's framed messages over sockets and pipes (`Connection`).
 //! - [`channel`]: queues of byte messages in shared memory, robust to a process killed
 //!   mid-operation (the engine of `Queue`).
+//! - [`pool`]: the task engine of `Pool`: dispatch to worker processes, results, and
+//!   supervision that fails only the tasks a dead worker held.
 //! - [`sync`]: process-shared locks, semaphores, events, conditions and barriers that
 //!   survive the death of a holder.
 //!
@@ -25,6 +27,7 @@ mod sys;
 pub mod channel;
 pub mod connection;
 pub mod futex;
+pub mod pool;
 pub mod process;
 pub mod shm;
 pub mod sync;

@@ -132,6 +132,11 @@ impl PyChannel {
         }
     }
 
+    /// The channel itself, for the pool engine.
+    pub(crate) fn shared(&self) -> Arc<Channel> {
+        Arc::clone(&self.channel)
+    }
+
     fn codec(&self, py: Python<'_>) -> PyResult<&Codec> {
         self.codec
             .get(py)
@@ -296,7 +301,7 @@ impl PyChannel {
     }
 
     fn decode_message(&self, py: Python<'_>, message: Vec<u8>) -> PyResult<Py<PyAny>> {
-        decode(py, message, |data, buffers| {
+        decode(py, &message, |data, buffers| {
             self.codec(py)?.loads.call1(py, (data, buffers))
         })
     }

@@ -165,7 +165,7 @@ impl<'py> Encoded<'py> {
 /// Decodes a message; `loads(data, buffers)` unpickles what is not native.
 pub fn decode(
     py: Python<'_>,
-    message: Vec<u8>,
+    message: &[u8],
     loads: impl FnOnce(Py<PyAny>, Py<PyAny>) -> PyResult<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let Some((&tag, value)) = message.split_first() else {
@@ -195,7 +195,7 @@ pub fn decode(
         .unbind(),
         BYTES => PyBytes::new(py, value).into_any().unbind(),
         PICKLE => {
-            let data = PyBytes::new(py, &message).into_any().unbind();
+            let data = PyBytes::new(py, message).into_any().unbind();
             loads(data, PyTuple::empty(py).into_any().unbind())?
         }
         PICKLE_OOB => decode_out_of_band(py, value, loads)?,

@@ -5,6 +5,7 @@
 
 use ferroproc_core::channel::ChannelError;
 use ferroproc_core::connection::ConnectionError;
+use ferroproc_core::pool::PoolError;
 use ferroproc_core::process::ProcessError;
 use ferroproc_core::shm::ShmError;
 use ferroproc_core::sync::SyncError;
@@ -33,6 +34,14 @@ pub enum CoreError {
     Connection(ConnectionError),
     /// From `ferroproc_core::channel`.
     Channel(ChannelError),
+    /// From `ferroproc_core::pool`.
+    Pool(PoolError),
+}
+
+impl From<PoolError> for CoreError {
+    fn from(err: PoolError) -> Self {
+        Self::Pool(err)
+    }
 }
 
 impl From<ChannelError> for CoreError {
@@ -124,6 +133,16 @@ impl From<CoreError> for PyErr {
                 }
                 // Damaged shared data: an OSError with EBADMSG, like a corrupt frame.
                 ChannelError::Corrupt(_) => PyOSError::new_err((EBADMSG, err.to_string())),
+            },
+            // The stdlib's Pool: using a closed pool is ValueError.
+            CoreError::Pool(err) => match err {
+                PoolError::Channel(err) => CoreError::Channel(err).into(),
+                PoolError::Shm(err) => CoreError::Shm(err).into(),
+                PoolError::Os { operation, source } => {
+                    os_error(operation, source.raw_os_error().unwrap_or(0), &source)
+                }
+                PoolError::Corrupt(_) => PyOSError::new_err((EBADMSG, err.to_string())),
+                other => PyValueError::new_err(other.to_string()),
             },
         }
     }

@@ -17,6 +17,7 @@ mod handles;
 mod identity;
 mod interp;
 mod overflow;
+mod pool;
 mod process;
 mod shared_memory;
 mod shm;
@@ -38,6 +39,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process::forkserver_listen, m)?)?;
     m.add_function(wrap_pyfunction!(process::forkserver_request, m)?)?;
     m.add_function(wrap_pyfunction!(process::forkserver_serve, m)?)?;
+    m.add_function(wrap_pyfunction!(process::usable_cpu_count, m)?)?;
     m.add_class::<shm::PyArena>()?;
     m.add_class::<shm::PyRawBlock>()?;
     m.add_class::<shm::PySharedBuffer>()?;
@@ -60,5 +62,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connection::recv_bytes_into, m)?)?;
     m.add_function(wrap_pyfunction!(connection::poll, m)?)?;
     m.add_function(wrap_pyfunction!(connection::wait, m)?)?;
+    m.add_class::<pool::PyPoolEngine>()?;
+    m.add_class::<pool::PyJob>()?;
+    m.add_class::<pool::PyWorker>()?;
+    m.add("POOL_RETURNED", pool::RETURNED)?;
+    m.add("POOL_RAISED", pool::RAISED)?;
+    m.add("POOL_WORKER_LOST", pool::WORKER_LOST)?;
+    m.add("POOL_TIMED_OUT", pool::TIMED_OUT)?;
+    m.add("POOL_CANCELLED", pool::CANCELLED)?;
+    m.add("POOL_UNDECODABLE", pool::UNDECODABLE)?;
     Ok(())
 }

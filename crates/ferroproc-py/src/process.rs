@@ -1,7 +1,7 @@
 //! Bindings of `ferroproc_core::process`: launching, waiting for and signalling children.
 
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ferroproc_core::process::{
@@ -77,7 +77,7 @@ impl Supervised {
 pub struct PyChild {
     pid: i32,
     sentinel: RawFd,
-    inner: Mutex<Option<Supervised>>,
+    inner: Arc<Mutex<Option<Supervised>>>,
 }
 
 impl PyChild {
@@ -89,7 +89,7 @@ impl PyChild {
         Self {
             pid,
             sentinel: inner.sentinel(),
-            inner: Mutex::new(Some(inner)),
+            inner: Arc::new(Mutex::new(Some(inner))),
         }
     }
 
@@ -97,6 +97,54 @@ impl PyChild {
     /// the lock never blocks the interpreter.
     fn lock(&self) -> MutexGuard<'_, Option<Supervised>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The same child, for the pool engine (which reaps and may kill it); the status it
+    /// reaps is the one `poll` and `wait` report.
+    pub(crate) fn shared(&self) -> PoolChild {
+        PoolChild {
+            pid: self.pid,
+            sentinel: self.sentinel,
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// A [`PyChild`] as a pool worker.
+#[derive(Debug)]
+pub struct PoolChild {
+    pid: i32,
+    sentinel: RawFd,
+    inner: Arc<Mutex<Option<Supervised>>>,
+}
+
+impl ferroproc_core::pool::WorkerProcess for PoolChild {
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn sentinel(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        // The child's lock keeps the descriptor open while it is duplicated.
+        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let closed = || std::io::Error::other("the child handle was closed");
+        if guard.is_none() {
+            return Err(closed());
+        }
+        let fd = PyFd::new(self.sentinel).map_err(|_| closed())?;
+        fd.borrow().try_clone_to_owned()
+    }
+
+    fn reap(&mut self) -> Option<ExitStatus> {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let child = guard.as_mut()?;
+        child.status().or_else(|| child.try_wait().ok().flatten())
+    }
+
+    fn kill(&self) {
+        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(child) = guard.as_ref() {
+            let _ = child.signal(9);
+        }
     }
 }
 
@@ -397,4 +445,11 @@ pub fn forkserver_serve(
             Err(_) => {}
         }
     }
+}
+
+/// The number of CPUs this process can use: its affinity mask, limited by any cgroup CPU
+/// quota (rounded up), and at least 1. See `ferroproc_core::process::usable_cpus`.
+#[pyfunction]
+pub fn usable_cpu_count() -> usize {
+    core::usable_cpus()
 }

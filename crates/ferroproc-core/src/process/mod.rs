@@ -19,6 +19,7 @@
 
 mod bootstrap;
 mod child;
+pub mod cpus;
 mod deadline;
 mod error;
 mod fork;
@@ -29,6 +30,7 @@ mod status;
 
 pub use bootstrap::Bootstrap;
 pub use child::Child;
+pub use cpus::usable_cpus;
 pub use error::ProcessError;
 pub use fork::{fork, ForkHooks, Forked};
 pub use lifeline::ParentLink;

@@ -6,6 +6,8 @@
 //! the errno into their module's error type.
 
 #[cfg_attr(loom, allow(dead_code))]
+pub(crate) mod clock;
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod dgram;
 pub(crate) mod fd;
 pub(crate) mod fork;
@@ -19,3 +21,4 @@ pub(crate) mod scm;
 pub(crate) mod shm;
 pub(crate) mod spawn;
 pub(crate) mod stream;
+pub(crate) mod wake;
