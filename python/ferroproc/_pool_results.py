@@ -10,7 +10,6 @@ and ``get``/``wait`` then wait for the callback too, as in the stdlib.
 
 from __future__ import annotations
 
-import itertools
 import pickle
 import threading
 import types
@@ -215,7 +214,11 @@ class MapResult(ApplyResult):
     def _assemble(self, values: list[Any]) -> Any:
         if len(values) == 1:
             return values[0]
-        return list(itertools.chain.from_iterable(values))
+        # Chunks are lists: extending copies pointers, where chain() iterates item by item.
+        out: list[Any] = []
+        for chunk in values:
+            out += chunk
+        return out
 
 
 class IMapIterator:

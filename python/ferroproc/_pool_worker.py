@@ -19,8 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-#: What a task's payload asks for: ``(APPLY, (args, kwds))``, ``(MAP, [item, ...])`` or
-#: ``(STARMAP, [args, ...])``.
+#: What a task asks for (its tag), and so what its payload is: ``(args, kwds)`` for
+#: APPLY, ``[item, ...]`` for MAP, ``[args, ...]`` for STARMAP.
 APPLY = 0
 MAP = 1
 STARMAP = 2
@@ -89,7 +89,7 @@ def worker(
         task = link.next_task()
         if task is None:
             break
-        ticket, token, function, payload, error = task
+        ticket, kind, token, function, payload, error = task
         if function is not None or error is not None:
             # Mirror the parent's record of what this worker knows, evicting alike.
             functions[token] = function if error is None else _Undecodable(error)
@@ -99,8 +99,7 @@ def worker(
         try:
             if error is not None:
                 raise error
-            kind, data = payload
-            value = run(functions[token], kind, data)
+            value = run(functions[token], kind, payload)
         except BaseException as exc:
             link.report(ticket, True, exception_report(exc))
         else:

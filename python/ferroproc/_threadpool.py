@@ -162,7 +162,7 @@ class _ThreadEngine:
             if initializer is not None:
                 initializer(*initargs)
             while (task := self._tasks.get()) is not None:
-                job, index, token, (kind, data) = task
+                job, index, token, kind, data = task
                 try:
                     value = run(self._functions[token], kind, data)
                 except BaseException as exc:
@@ -188,13 +188,17 @@ class _ThreadEngine:
             ident, self._next_job = self._next_job, self._next_job + 1
         return _ThreadJob(ident, fail_fast, notify, self._events)
 
-    def submit(self, job: _ThreadJob, token: int, tasks: Iterable[Any]) -> int:
+    def submit(
+        self, job: _ThreadJob, token: int, kind: int, tasks: Iterable[Any], seal: bool = False
+    ) -> int:
         if self.closed:
             raise ValueError("the pool is not running")
         tasks = list(tasks)
         first = job._add(len(tasks))
         for offset, task in enumerate(tasks):
-            self._tasks.put((job, first + offset, token, task))
+            self._tasks.put((job, first + offset, token, kind, task))
+        if seal:
+            job.seal()
         return len(tasks)
 
     def next_event(self, timeout: float | None = None) -> Any:

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
     from typing import Any, Callable
 
+    from ._threadpool import ThreadPool
+
 __all__ = [
     "ApplyResult",
     "AsyncResult",
@@ -466,8 +468,7 @@ class Pool:
         token = self._functions.token(func)
         job = self._new_job(True, callback, error_callback)
         result = self._register(ApplyResult(self._engine, job, callback, error_callback))
-        self._engine.submit(job, token, ((APPLY, (tuple(args), dict(kwds))),))
-        job.seal()
+        self._engine.submit(job, token, APPLY, ((tuple(args), dict(kwds)),), True)
         return result
 
     def map(
@@ -482,7 +483,7 @@ class Pool:
         result = self._map_async(func, iterable, MAP, chunksize)
         if progress:
             return _with_progress(result, len(result._job_lengths))
-        return result.get()
+        return _collect(result)
 
     def starmap(
         self,
@@ -496,7 +497,7 @@ class Pool:
         result = self._map_async(func, iterable, STARMAP, chunksize)
         if progress:
             return _with_progress(result, len(result._job_lengths))
-        return result.get()
+        return _collect(result)
 
     def map_async(
         self,
@@ -544,9 +545,9 @@ class Pool:
                 chunksize += 1
         if chunksize < 1 and length:
             raise ValueError(f"Chunksize must be 1+, not {chunksize}")
-        chunks = [(kind, chunk) for chunk in _chunks(items, max(chunksize, 1))]
+        chunks = list(_chunks(items, max(chunksize, 1)))
         if kind == STARMAP:
-            chunks = [(kind, [tuple(args) for args in chunk]) for _, chunk in chunks]
+            chunks = [[tuple(args) for args in chunk] for chunk in chunks]
         job = self._new_job(True, callback, error_callback)
         result = MapResult(
             self._engine,
@@ -556,10 +557,9 @@ class Pool:
             callback=callback,
             error_callback=error_callback,
         )
-        result._job_lengths = [len(chunk) for _, chunk in chunks]
+        result._job_lengths = [len(chunk) for chunk in chunks]
         self._register(result)
-        self._engine.submit(job, token, chunks)
-        job.seal()
+        _submit_in_batches(self._engine, job, token, kind, chunks, self._processes)
         return result
 
     def imap(
@@ -602,8 +602,8 @@ class Pool:
         job = self._engine.new_job(False, False)
         iterator = iterator_type(self._engine, job)
         if buffersize is None and isinstance(iterable, (list, tuple, range)):
-            self._engine.submit(job, token, [(MAP, c) for c in _chunks(iterable, chunksize)])
-            job.seal()
+            chunks = list(_chunks(iterable, chunksize))
+            _submit_in_batches(self._engine, job, token, MAP, chunks, self._processes)
             return iterator
         limit = buffersize if buffersize is not None else self._processes * IN_FLIGHT_PER_WORKER
         feeder = threading.Thread(
@@ -625,8 +625,33 @@ class Pool:
         return iterator
 
 
-def _chunks(items: Any, size: int) -> Iterator[list[Any]]:
-    if isinstance(items, (list, tuple, range)):
+#: From this chunk size on, a chunk of a ``range`` travels as a range, not its items.
+RANGE_CHUNK_MIN = 64
+#: The most chunks one call hands to the engine (each call encodes its chunks first).
+SUBMIT_BATCH_MAX = 1024
+
+
+def _submit_in_batches(
+    engine: Any, job: Any, token: int, kind: int, chunks: list[Any], workers: int
+) -> None:
+    """Submits ``chunks`` and seals the job: a first small batch so the workers start
+    at once, then batches twice as large, so that encoding overlaps their work without
+    a call per chunk."""
+    start, size = 0, max(workers, 1)
+    while start + size < len(chunks):
+        engine.submit(job, token, kind, chunks[start : start + size])
+        start, size = start + size, min(size * 2, SUBMIT_BATCH_MAX)
+    engine.submit(job, token, kind, chunks[start:], True)
+
+
+def _chunks(items: Any, size: int) -> Iterator[Any]:
+    if isinstance(items, range) and size >= RANGE_CHUNK_MIN:
+        # A slice of a range is a range: it pickles in a few bytes, where its items would
+        # have to be made, pickled and unpickled one by one.
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+        return
+    if isinstance(items, (list, tuple)):
         for start in range(0, len(items), size):
             yield list(items[start : start + size])
         return
@@ -652,13 +677,35 @@ def _feed(
             while not job.wait_for_room(limit, unconsumed, 1.0):
                 if iterator() is None:
                     return
-            engine.submit(job, token, [(MAP, chunk)])
+            engine.submit(job, token, MAP, [chunk])
     except BaseException as error:
         it = iterator()
         if it is not None:
             it._feed_error = error
     finally:
         job.seal()
+
+
+def _collect(result: MapResult) -> list[Any]:
+    """The value of a map whose result object nobody else sees: each chunk is unpickled
+    as soon as it arrives, while the workers compute the rest, instead of all at the end.
+    The first chunk to fail raises, as ``get`` would."""
+    from ._pool_results import failure
+
+    job = result._job
+    chunks: list[Any] = [None] * len(result._job_lengths)
+    while True:
+        try:
+            found = job.next_finished(None)
+        except StopIteration:
+            break
+        if found is None:
+            continue
+        index, (kind, detail) = found
+        if kind != _core.POOL_RETURNED:
+            raise failure(result._engine, (kind, detail))
+        chunks[index] = detail
+    return result._assemble(chunks)
 
 
 def _with_progress(result: MapResult, total: int) -> list[Any]:

@@ -211,13 +211,17 @@ impl PyPoolEngine {
     }
 
     /// Submits one task per item of `tasks` (each encoded here) to `job`, calling the
-    /// function `token`. An item that cannot be encoded raises before any is submitted.
+    /// function `token`, each marked with `tag`; with `seal`, the job takes no more. An
+    /// item that cannot be encoded raises before any is submitted.
+    #[pyo3(signature = (job, token, tag, tasks, seal = false))]
     fn submit(
         &self,
         py: Python<'_>,
         job: &PyJob,
         token: u64,
+        tag: u8,
         tasks: &Bound<'_, PyAny>,
+        seal: bool,
     ) -> PyResult<usize> {
         let mut payloads: Vec<Arc<[u8]>> = Vec::new();
         for task in tasks.try_iter()? {
@@ -225,8 +229,11 @@ impl PyPoolEngine {
         }
         let count = payloads.len();
         let job = Arc::clone(&job.job);
-        py.detach(|| self.engine.submit(&job, token, payloads))
+        py.detach(|| self.engine.submit(&job, token, tag, payloads))
             .or_raise()?;
+        if seal {
+            job.seal();
+        }
         Ok(count)
     }
 
@@ -440,7 +447,7 @@ impl PyWorker {
         })
     }
 
-    /// Waits for the next task: `(ticket, token, function, payload, error)`, where
+    /// Waits for the next task: `(ticket, tag, token, function, payload, error)`, where
     /// `function` is the decoded definition sent with it (or `None`), and `error` the
     /// exception decoding raised (then `payload` is `None`); `None` when told to exit.
     fn next_task(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
@@ -491,7 +498,14 @@ impl PyWorker {
             py.None()
         };
         Ok(Some(
-            (header.ticket, header.function, function, payload, error)
+            (
+                header.ticket,
+                header.tag,
+                header.function,
+                function,
+                payload,
+                error,
+            )
                 .into_pyobject(py)?
                 .into_any()
                 .unbind(),

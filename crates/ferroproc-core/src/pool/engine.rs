@@ -197,12 +197,14 @@ impl Engine {
         Arc::new(Job::new(id, fail_fast, notify))
     }
 
-    /// Submits tasks of `job` calling the function `token`, one per payload, and hands
-    /// them to workers with room.
+    /// Submits tasks of `job` calling the function `token`, one per payload, each marked
+    /// with `tag` (see [`TaskHeader::tag`](super::wire::TaskHeader::tag)), and hands them
+    /// to workers with room.
     pub fn submit(
         &self,
         job: &Arc<Job>,
         token: u64,
+        tag: u8,
         payloads: Vec<Arc<[u8]>>,
     ) -> Result<(), PoolError> {
         let mut state = self.shared.lock();
@@ -212,7 +214,7 @@ impl Engine {
         if !state.functions.contains_key(&token) {
             return Err(PoolError::UnknownFunction(token));
         }
-        state.submit(job, token, payloads, self.shared.config.retries);
+        state.submit(job, token, tag, payloads, self.shared.config.retries);
         state.dispatch(&self.shared.config, self.shared.me);
         Ok(())
     }

@@ -52,6 +52,7 @@ pub enum Event {
 pub(crate) struct Ticket {
     pub(crate) job: Arc<Job>,
     pub(crate) index: usize,
+    pub(crate) tag: u8,
     pub(crate) function: u64,
     pub(crate) payload: Arc<[u8]>,
     pub(crate) retries_left: u32,
@@ -173,6 +174,7 @@ impl State {
         &mut self,
         job: &Arc<Job>,
         function: u64,
+        tag: u8,
         payloads: Vec<Arc<[u8]>>,
         retries: u32,
     ) {
@@ -185,6 +187,7 @@ impl State {
                 Ticket {
                     job: Arc::clone(job),
                     index: first + offset,
+                    tag,
                     function,
                     payload,
                     retries_left: retries,
@@ -252,6 +255,7 @@ impl State {
         };
         let header = TaskHeader {
             kind: TaskKind::Run,
+            tag: task.tag,
             ticket,
             function: task.function,
             definition_len: definition.as_ref().map_or(0, |d| d.len() as u32),
@@ -292,6 +296,7 @@ impl State {
         }
         let stop = TaskHeader {
             kind: TaskKind::Stop,
+            tag: 0,
             ticket: 0,
             function: 0,
             definition_len: 0,

@@ -28,6 +28,8 @@ pub enum TaskKind {
 pub struct TaskHeader {
     /// What the worker should do.
     pub kind: TaskKind,
+    /// A byte the embedder chose for the task (what kind of call it is).
+    pub tag: u8,
     /// The task's ticket, echoed in its result.
     pub ticket: u64,
     /// The function the task calls, as a token the pool chose.
@@ -45,6 +47,7 @@ impl TaskHeader {
             TaskKind::Run => 1,
             TaskKind::Stop => 2,
         };
+        out[1] = self.tag;
         out[4..8].copy_from_slice(&self.definition_len.to_le_bytes());
         out[8..16].copy_from_slice(&self.ticket.to_le_bytes());
         out[16..24].copy_from_slice(&self.function.to_le_bytes());
@@ -73,6 +76,7 @@ impl TaskHeader {
         Ok((
             Self {
                 kind,
+                tag: header[1],
                 ticket: u64::from_le_bytes(take(header, 8)),
                 function: u64::from_le_bytes(take(header, 16)),
                 definition_len,
@@ -164,6 +168,7 @@ mod tests {
     fn task_headers_round_trip_with_their_definition() {
         let header = TaskHeader {
             kind: TaskKind::Run,
+            tag: 2,
             ticket: 7,
             function: 3,
             definition_len: 2,
@@ -195,6 +200,7 @@ mod tests {
         assert!(TaskHeader::decode(&[1; 10]).is_err());
         let mut bad_kind = TaskHeader {
             kind: TaskKind::Stop,
+            tag: 0,
             ticket: 0,
             function: 0,
             definition_len: 0,
