@@ -2,13 +2,9 @@
 
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 __all__ = [
-    "RECURSIVE_MUTEX",
-    "SEMAPHORE",
-    "SEM_VALUE_MAX",
-    "WAIT_TICK",
     "Arena",
     "Barrier",
     "BarrierTicket",
@@ -17,10 +13,23 @@ __all__ = [
     "Condition",
     "Event",
     "NamedSegment",
+    "POOL_CANCELLED",
+    "POOL_RAISED",
+    "POOL_RETURNED",
+    "POOL_TIMED_OUT",
+    "POOL_UNDECODABLE",
+    "POOL_WORKER_LOST",
     "ParentLink",
+    "PoolEngine",
+    "PoolJob",
+    "PoolWorker",
+    "RECURSIVE_MUTEX",
     "RawBlock",
+    "SEMAPHORE",
+    "SEM_VALUE_MAX",
     "SemLock",
     "SharedBuffer",
+    "WAIT_TICK",
     "__version__",
     "bootstrap_create",
     "bootstrap_read",
@@ -37,6 +46,7 @@ __all__ = [
     "send_bytes",
     "send_fds",
     "spawn",
+    "usable_cpu_count",
     "wait",
 ]
 
@@ -109,6 +119,10 @@ def forkserver_request(address: str | PathLike[str], fds: Sequence[int]) -> Chil
 
 def forkserver_serve(listener_fd: int, parent_pid: int) -> tuple[ParentLink, list[int]] | None:
     """Run the fork server loop; returns ``None`` in the server, ``(client, fds)`` in a child."""
+
+def usable_cpu_count() -> int:
+    """The number of CPUs this process can use: its affinity mask, limited by any cgroup CPU
+    quota (rounded up to whole CPUs), and at least 1."""
 
 RECURSIVE_MUTEX: int
 SEMAPHORE: int
@@ -464,3 +478,108 @@ def poll(fd: int, timeout: float | None = 0.0) -> bool:
 def wait(fds: Sequence[int], timeout: float | None = None) -> list[int]:
     """Wait until at least one of ``fds`` is readable or ``timeout`` passes (``None``:
     forever); return the positions of the readable ones, in order (empty on timeout)."""
+
+# --- pool: the task engine behind Pool -------------------------------------------------
+
+POOL_RETURNED: int
+POOL_RAISED: int
+POOL_WORKER_LOST: int
+POOL_TIMED_OUT: int
+POOL_CANCELLED: int
+POOL_UNDECODABLE: int
+
+@final
+class PoolEngine:
+    """The parent side of a process pool: tasks, results and worker supervision."""
+
+    FUNCTIONS_PER_WORKER: ClassVar[int]
+    def __new__(
+        cls,
+        workers: int,
+        results: Channel,
+        dumps: Callable[[object], tuple[bytes, list[Any]]],
+        loads: Callable[[Any, Any], Any],
+        *,
+        max_tasks_per_worker: int | None = None,
+        task_timeout: float | None = None,
+        retries: int = 0,
+    ) -> PoolEngine: ...
+    @property
+    def slots_fd(self) -> int:
+        """The descriptor of the workers' slots segment."""
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` or ``terminate`` was called."""
+    def add_worker(self, slot: int, inbox: Channel, child: Child) -> int:
+        """Register the worker ``child`` started for ``slot``; return its generation."""
+    def define(self, token: int, function: object) -> None:
+        """Make ``function`` the callable that tasks naming ``token`` call."""
+    def forget(self, token: int) -> None:
+        """Forget the definition of ``token``."""
+    def new_job(self, fail_fast: bool = True, notify: bool = False) -> PoolJob:
+        """A new job."""
+    def submit(
+        self, job: PoolJob, token: int, tag: int, tasks: Iterable[object], seal: bool = False
+    ) -> int:
+        """Submit one task per item of ``tasks``; with ``seal`` the job takes no more."""
+    def next_event(self, timeout: float | None = None) -> tuple[Any, ...] | None:
+        """The next event: ``("ready", job)``, ``("exited", slot, pid, code, replace)``
+        or ``("finished",)``; ``None`` on timeout."""
+    def close(self) -> None:
+        """Accept no more tasks; workers exit once every task is settled."""
+    def terminate(self) -> None:
+        """Cancel every unsettled task and kill every worker."""
+    def shutdown(self) -> None:
+        """Stop the engine's threads (terminating first if needed)."""
+    def counts(self) -> tuple[int, int, int]:
+        """``(live workers, tasks waiting, tasks held by workers)``."""
+    def decode(self, data: bytes) -> Any:
+        """Decode an encoded payload."""
+
+@final
+class PoolJob:
+    """The results of one call into a pool."""
+
+    @property
+    def id(self) -> int:
+        """The job's number in its pool."""
+    @property
+    def submitted(self) -> int:
+        """How many tasks were submitted."""
+    @property
+    def finished(self) -> int:
+        """How many tasks have finished."""
+    def seal(self) -> None:
+        """Declare that no more tasks will be submitted."""
+    def ready(self) -> bool:
+        """Whether every task finished (or, failing fast, one failed)."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until ready or ``timeout``; return readiness."""
+    def take_all(self) -> tuple[bool, Any]:
+        """``(True, [value, ...])`` or ``(False, (kind, detail))``."""
+    def next_ordered(self, timeout: float | None = None) -> tuple[int, Any] | None:
+        """The next outcome in task order; ``StopIteration`` when all were yielded."""
+    def next_finished(self, timeout: float | None = None) -> tuple[int, tuple[int, Any]] | None:
+        """The next ``(index, outcome)`` in finishing order; ``StopIteration`` at the end."""
+    def wait_for_room(
+        self, limit: int, unconsumed: bool = False, timeout: float | None = None
+    ) -> bool:
+        """Wait until fewer than ``limit`` tasks are in flight; return whether they are."""
+
+@final
+class PoolWorker:
+    """A worker process's side of a pool."""
+
+    def __new__(
+        cls,
+        inbox: Channel,
+        results: Channel,
+        slots_fd: int,
+        slot: int,
+        dumps: Callable[[object], tuple[bytes, list[Any]]],
+        loads: Callable[[Any, Any], Any],
+    ) -> PoolWorker: ...
+    def next_task(self) -> tuple[int, int, int, Any, Any, BaseException | None] | None:
+        """``(ticket, tag, token, function, payload, error)``; ``None`` to exit."""
+    def report(self, ticket: int, raised: bool, value: object) -> None:
+        """Report how task ``ticket`` ended."""

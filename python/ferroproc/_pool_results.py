@@ -184,7 +184,7 @@ class ApplyResult:
             await loop.run_in_executor(None, self.wait)
         return self.get(0)
 
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
     def __repr__(self) -> str:
         state = "ready" if self.ready() else "pending"
@@ -210,6 +210,7 @@ class MapResult(ApplyResult):
         super().__init__(engine, job, callback, error_callback)
         self._chunksize = chunksize
         self._length = length
+        self._job_lengths: list[int] = []
 
     def _assemble(self, values: list[Any]) -> Any:
         if len(values) == 1:

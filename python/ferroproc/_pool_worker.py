@@ -45,7 +45,7 @@ def exception_report(exc: BaseException) -> tuple[str, str, bytes | None]:
     summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     exc.__traceback__ = None
     try:
-        pickled: bytes | None = reduction.ForkingPickler.dumps(exc, protocol=5)
+        pickled: bytes | memoryview | None = reduction.ForkingPickler.dumps(exc, protocol=5)
     except Exception:
         pickled = None
     return text, summary, bytes(pickled) if pickled is not None else None

@@ -262,10 +262,10 @@ class ThreadPool(Pool):
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._processes = processes
-        self._engine = _ThreadEngine(processes, initializer, tuple(initargs))  # type: ignore[assignment]
+        self._engine = _ThreadEngine(processes, initializer, tuple(initargs))
         self._functions = _Functions(self._engine, portable=False)
         self._cache = {}
-        self._pool = self._engine.threads  # type: ignore[attr-defined]
+        self._pool = self._engine.threads
         self._event_thread = threading.Thread(
             target=_handle_events,
             args=(self._engine, self._cache),

@@ -21,6 +21,7 @@ import collections
 import itertools
 import os
 import threading
+import traceback
 import warnings
 import weakref
 
@@ -96,7 +97,7 @@ class _Cloudpickled:
 
 
 def _load_cloudpickled(payload: bytes) -> Any:
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped]
 
     return cloudpickle.loads(payload)
 
@@ -260,7 +261,7 @@ def _handle_events(
                 try:
                     result._deliver()
                 except BaseException:
-                    util.sub_warning("a pool callback raised", exc_info=True)
+                    util.sub_warning("a pool callback raised:\n%s", traceback.format_exc())
         elif event[0] == "exited" and workers is not None:
             _, slot, _pid, _exitcode, replace = event
             workers.reap(slot)
@@ -274,7 +275,7 @@ def _replace_worker(workers: _Workers, slot: int) -> None:
     try:
         workers.start(slot)
     except BaseException:
-        util.sub_warning("could not start a pool worker", exc_info=True)
+        util.sub_warning("could not start a pool worker:\n%s", traceback.format_exc())
         # Without a worker in this slot, a pool whose every start fails would wait
         # forever: end it.
         if not any(workers.processes):
@@ -333,7 +334,7 @@ class Pool:
             raise ValueError("retries must be 0 or more")
         self._processes = processes
         self._results = _core.Channel()
-        self._engine = _core.PoolEngine(
+        self._engine: Any = _core.PoolEngine(
             processes,
             self._results,
             queues._dumps,
@@ -441,7 +442,8 @@ class Pool:
         error_callback: Callable[..., object] | None = None,
     ) -> _core.PoolJob:
         notify = callback is not None or error_callback is not None
-        return self._engine.new_job(fail_fast, notify)
+        job: _core.PoolJob = self._engine.new_job(fail_fast, notify)
+        return job
 
     def _register(self, result: ApplyResult) -> ApplyResult:
         if result._notifies:
@@ -559,7 +561,7 @@ class Pool:
         )
         result._job_lengths = [len(chunk) for chunk in chunks]
         self._register(result)
-        _submit_in_batches(self._engine, job, token, kind, chunks, self._processes)
+        _submit_in_batches(self._engine, job, token, kind, chunks, workers=self._processes)
         return result
 
     def imap(
@@ -603,7 +605,7 @@ class Pool:
         iterator = iterator_type(self._engine, job)
         if buffersize is None and isinstance(iterable, (list, tuple, range)):
             chunks = list(_chunks(iterable, chunksize))
-            _submit_in_batches(self._engine, job, token, MAP, chunks, self._processes)
+            _submit_in_batches(self._engine, job, token, MAP, chunks, workers=self._processes)
             return iterator
         limit = buffersize if buffersize is not None else self._processes * IN_FLIGHT_PER_WORKER
         feeder = threading.Thread(
@@ -632,7 +634,7 @@ SUBMIT_BATCH_MAX = 1024
 
 
 def _submit_in_batches(
-    engine: Any, job: Any, token: int, kind: int, chunks: list[Any], workers: int
+    engine: Any, job: Any, token: int, kind: int, chunks: list[Any], *, workers: int
 ) -> None:
     """Submits ``chunks`` and seals the job: a first small batch so the workers start
     at once, then batches twice as large, so that encoding overlaps their work without
@@ -705,13 +707,14 @@ def _collect(result: MapResult) -> list[Any]:
         if kind != _core.POOL_RETURNED:
             raise failure(result._engine, (kind, detail))
         chunks[index] = detail
-    return result._assemble(chunks)
+    value: list[Any] = result._assemble(chunks)
+    return value
 
 
 def _with_progress(result: MapResult, total: int) -> list[Any]:
     """Waits for ``result`` while a tqdm bar counts finished chunks."""
     try:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
     except ImportError:
         raise ImportError(
             "progress=True draws its bar with tqdm, which is not installed: pip install tqdm"
@@ -726,7 +729,8 @@ def _with_progress(result: MapResult, total: int) -> list[Any]:
                 bar.update(sum(lengths[done:finished]))
                 done = finished
         bar.update(sum(lengths[done:]))
-    return result.get()
+    value: list[Any] = result.get()
+    return value
 
 
 def __getattr__(name: str) -> Any:
