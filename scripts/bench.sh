@@ -9,6 +9,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Peer libraries (PyPI names) compared with --peers.
 PEERS=(
     "faster-fifo"
+    "loky"
+    "mpire"
+    "joblib"
 )
 
 scripts/setup.sh

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,17 @@ import pytest
 
 from ferroproc.bench import workloads
 from ferroproc.bench.cli import parse_impls, plan
-from ferroproc.bench.harness import Subject, rotated
-from ferroproc.bench.workloads._base import Peer, Sizing, Variant, Workload
+from ferroproc.bench.harness import (
+    Subject,
+    SubjectResult,
+    Trial,
+    TrialStatus,
+    VariantPlan,
+    VariantResult,
+    rotated,
+)
+from ferroproc.bench.report import BenchRun, render_text, to_data
+from ferroproc.bench.workloads._base import AlsoIn, Peer, Sizing, Variant, Workload
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -372,3 +382,76 @@ def test_peers_run_only_in_their_rows_and_missing_ones_are_named() -> None:
     plans, missing, _ = plan([(workload, None)], baseline, candidate, Sizing(), False)
     assert [s.role for p in plans for s in p.subjects] == ["baseline", "candidate"] * 2
     assert missing == []
+
+
+def _one_trial(
+    subject: Subject, status: TrialStatus, value: float | None, detail: str = ""
+) -> SubjectResult:
+    return SubjectResult(subject, [Trial(0, status, value, detail, wall_s=0.1)])
+
+
+def test_report_skips_peers_notes_and_other_units() -> None:
+    workload = Workload(
+        name="fake",
+        description="",
+        unit="s",
+        better="lower",
+        variants=lambda sizing: [],
+        run=lambda impl, module, params: 1.0,
+        also=AlsoIn("GB/s", "higher", lambda seconds, params: 2.0 / seconds),
+    )
+    baseline, candidate = parse_impls("stdlib,ferroproc")
+    peer = Subject("fast-peer", "peer", "peer", "fast-peer", "json")
+    absent = Subject("absent-peer", "peer", "peer", "absent-peer", "json")
+    notes = {"": "always said", "fast-peer": "said when fast-peer ran", "nobody": "never said"}
+    row_a = VariantResult(
+        VariantPlan(workload, Variant("a", {}, notes=notes), [baseline, candidate, peer]),
+        [
+            _one_trial(baseline, "ok", 2.0),
+            _one_trial(candidate, "skipped", None, "ferroproc.Thing not available"),
+            _one_trial(peer, "ok", 1.0),
+        ],
+    )
+    row_b = VariantResult(
+        VariantPlan(workload, Variant("b", {}), [baseline, candidate, absent]),
+        [
+            _one_trial(baseline, "ok", 4.0),
+            _one_trial(candidate, "skipped", None, "ferroproc.Thing not available"),
+            _one_trial(absent, "skipped", None, "ferroproc.Thing not available"),
+        ],
+    )
+    now = datetime.now(timezone.utc)
+    run = BenchRun(
+        results=[row_a, row_b],
+        baseline="stdlib",
+        candidate="ferroproc",
+        repeat=1,
+        quick=True,
+        scale=1.0,
+        timeout=10.0,
+        machine={},
+        command=["python"],
+        started=now,
+        finished=now,
+    )
+    assert run.ok  # a skip is not a failure
+    assert [row.status for row in run.results] == ["skipped", "skipped"]
+    text = render_text(run)
+    lines = text.splitlines()
+    assert any(line.split()[:5] == ["fake", "a", "s", "2.00", "SKIPPED"] for line in lines), text
+    # The peer against the baseline: half the seconds, twice as good.
+    assert any(line.split()[3:6] == ["fast-peer", "1.00", "2.00x"] for line in lines), text
+    assert any(
+        line.split()[:6] == ["fake", "a", "GB/s", "fast-peer", "2.00", "2.00x"] for line in lines
+    )
+    assert (
+        "note: SKIPPED in fake/a, fake/b (ferroproc, absent-peer): ferroproc.Thing not available"
+        in lines
+    )
+    assert "note: fake/a: always said" in lines
+    assert "note: fake/a: said when fast-peer ran" in lines
+    assert "never said" not in text
+    data = to_data(run)
+    results: Any = data["results"]
+    assert results[0]["peers_vs_baseline"] == {"fast-peer": 2.0}
+    assert results[0]["also"]["medians"] == {"stdlib": 1.0, "ferroproc": None, "fast-peer": 2.0}

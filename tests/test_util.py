@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -55,3 +57,31 @@ def test_finalize_runs_once_and_reports_its_state() -> None:
     assert not finalizer.still_active()
     assert finalizer() is None
     assert calls == [1]
+
+
+@pytest.mark.ferroproc_only
+def test_usable_cpu_count_is_within_the_affinity_mask() -> None:
+    usable = util.usable_cpu_count()
+    assert isinstance(usable, int)
+    assert 1 <= usable <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.ferroproc_only
+@pytest.mark.timeout(60)
+def test_usable_cpu_count_follows_an_affinity_mask_of_one_cpu() -> None:
+    # CPU 0 may be outside this process's mask (a container's cpuset): pin the child to a
+    # CPU it is allowed to run on.
+    cpu = min(os.sched_getaffinity(0))
+    code = (
+        "import os, sys\n"
+        f"os.sched_setaffinity(0, {{{cpu}}})\n"
+        f"from {util.__name__} import usable_cpu_count\n"
+        "print(usable_cpu_count(), len(os.sched_getaffinity(0)), os.cpu_count())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    usable, mask, machine = (int(field) for field in done.stdout.split())
+    assert (usable, mask) == (1, 1)
+    assert machine == os.cpu_count()

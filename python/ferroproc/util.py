@@ -35,6 +35,7 @@ __all__ = [
     "register_after_fork",
     "sub_debug",
     "sub_warning",
+    "usable_cpu_count",
 ]
 
 NOTSET = 0
@@ -110,6 +111,22 @@ def log_to_stderr(level: int | str | None = None) -> logging.Logger:
         logger.setLevel(level)
     _log_to_stderr = True
     return logger
+
+
+# --- CPUs ----------------------------------------------------------------------------
+
+
+def usable_cpu_count() -> int:
+    """The number of CPUs this process can actually use; the default size of a pool.
+
+    Unlike ``os.cpu_count()`` (the machine's CPUs, which ``cpu_count()`` keeps returning as
+    the stdlib's does), this counts only the CPUs in the process's affinity mask
+    (``taskset``, a container's cpuset) and lowers that to any cgroup v2 or v1 CPU quota,
+    rounded up to whole CPUs: a container allowed 1.5 CPUs gets 2. Never less than 1.
+    """
+    from . import _core
+
+    return _core.usable_cpu_count()
 
 
 # --- temporary directory -------------------------------------------------------------

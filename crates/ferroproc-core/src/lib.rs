@@ -27,6 +27,7 @@ mod sys;
 pub mod channel;
 pub mod connection;
 pub mod futex;
+#[cfg(not(loom))]
 pub mod pool;
 pub mod process;
 pub mod shm;

@@ -9,8 +9,9 @@
 For ``impl`` and ``peer`` the module is imported by name (``importlib``) and handed to the
 workload's ``run``; for ``floor``, ``module`` names one of the workload's floors. The
 result is printed as one line, ``RESULT_MARKER`` followed by a JSON object with ``status``
-(``"ok"``, ``"failed"`` when the workload's check failed, ``"error"`` otherwise), ``value``
-and ``detail``; the exit code is 0 when the line was printed.
+(``"ok"``, ``"failed"`` when the workload's check failed, ``"skipped"`` when the workload
+cannot measure this subject here, ``"error"`` otherwise), ``value`` and ``detail``; the exit
+code is 0 when the line was printed.
 
 The harness runs this file by path, not with ``-m ferroproc.bench._trial`` (which works
 too): spawned and fork-server children re-import the main module, and by path that is
@@ -45,7 +46,7 @@ def measure(spec: dict[str, object]) -> dict[str, object]:
     import traceback
 
     from ferroproc.bench.workloads import DIRECTORY, load
-    from ferroproc.bench.workloads._base import CheckFailed
+    from ferroproc.bench.workloads._base import CheckFailed, Skipped
 
     if DIRECTORY not in sys.path:
         sys.path.insert(0, DIRECTORY)
@@ -71,6 +72,8 @@ def measure(spec: dict[str, object]) -> dict[str, object]:
             value = workload.run(name, module, params)
     except CheckFailed as exc:
         return {"status": "failed", "value": None, "detail": f"check failed: {exc}"}
+    except Skipped as exc:
+        return {"status": "skipped", "value": None, "detail": str(exc)}
     except Exception as exc:
         return {
             "status": "error",

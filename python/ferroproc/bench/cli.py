@@ -187,7 +187,8 @@ def list_workloads() -> str:
     for workload in workloads.all_workloads():
         variants = workload.variants(Sizing())
         quick = {v.name: v for v in workload.variants(Sizing(quick=True))}
-        lines.append(f"{workload.name}  ({workload.unit}, {workload.better} is better)")
+        also = f"; also in {workload.also.unit}" if workload.also is not None else ""
+        lines.append(f"{workload.name}  ({workload.unit}, {workload.better} is better{also})")
         lines.append(f"    {workload.description}")
         for variant in variants:
             params = ", ".join(f"{k}={v}" for k, v in variant.params.items())
@@ -203,6 +204,7 @@ def list_workloads() -> str:
                 extra += f"; also floor {key}: {workload.floors[key].description}"
             target = f"; target: {variant.target.describe()}" if variant.target else ""
             lines.append(f"    {variant.name}: {params}{extra}{target}")
+            lines.extend(f"        note: {note}" for note in variant.notes.values())
         peers = (
             ", ".join(
                 f"{p.name} ({', '.join(p.only_variants)})" if p.only_variants else p.name

@@ -10,8 +10,9 @@
       ▼
     VariantResult (every Trial kept) ──► report.py
 
-A subject whose trial fails (check failed, error, timeout) is not run again for that
-variant: its cell is a failure whatever the other repeats would say.
+A subject whose trial fails (check failed, error, timeout) or is skipped (the workload
+cannot measure it here) is not run again for that variant: its cell is a failure, or
+SKIPPED, whatever the other repeats would say.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ferroproc.bench.workloads._base import Variant, Workload
 
 SubjectKind = Literal["impl", "peer", "floor"]
 Role = Literal["baseline", "candidate", "peer", "floor", "other_floor"]
-TrialStatus = Literal["ok", "failed", "error", "timeout"]
+TrialStatus = Literal["ok", "failed", "error", "timeout", "skipped"]
 
 #: Import names of the implementations ``--impls`` knows by name.
 IMPLEMENTATIONS: Mapping[str, str] = {
@@ -96,7 +97,7 @@ class SubjectResult:
 
     @property
     def failure(self) -> Trial | None:
-        """The first trial that did not succeed, if any."""
+        """The first trial that did not succeed (or was skipped), if any."""
         return next((t for t in self.trials if t.status != "ok"), None)
 
     @property
@@ -140,6 +141,14 @@ class VariantResult:
         found = self.by_role(role)
         return found[0] if found else None
 
+    @property
+    def status(self) -> str:
+        """``"failed"`` when any subject failed, else ``"skipped"`` when any was, else ``"ok"``."""
+        statuses = {r.status for r in self.results}
+        if statuses <= {"ok"}:
+            return "ok"
+        return "skipped" if statuses <= {"ok", "skipped"} else "failed"
+
     def _better_by(self, ours: float | None, theirs: float | None) -> float | None:
         """How many times better ``ours`` is than ``theirs`` in this workload's unit."""
         if ours is None or theirs is None:
@@ -155,6 +164,13 @@ class VariantResult:
         if candidate is None or against is None:
             return None
         return self._better_by(candidate.median, against.median)
+
+    def versus_baseline(self, other: SubjectResult) -> float | None:
+        """``other`` (a peer, say) against the baseline: >1 means ``other`` wins."""
+        baseline = self.one("baseline")
+        if baseline is None:
+            return None
+        return self._better_by(other.median, baseline.median)
 
     def floor_ratio(self, other: SubjectResult | None = None) -> float | None:
         """The candidate's cost over the floor's (or ``other``'s): 1.0 is at the floor."""
@@ -317,11 +333,17 @@ def run_trial(
     import_s = result.get("import_s")
     if status == "ok" and proc.returncode != 0:
         status, detail = "error", f"printed a result but exited with code {proc.returncode}"
-    if status not in ("ok", "failed", "error"):
+    statuses: dict[str, TrialStatus] = {
+        "ok": "ok",
+        "failed": "failed",
+        "error": "error",
+        "skipped": "skipped",
+    }
+    if status not in statuses:
         status, detail = "error", f"unknown trial status {status!r}: {detail}"
     return Trial(
         run=run,
-        status="ok" if status == "ok" else "failed" if status == "failed" else "error",
+        status=statuses[status],
         value=float(value) if status == "ok" and isinstance(value, (int, float)) else None,
         detail=detail,
         wall_s=wall_s,

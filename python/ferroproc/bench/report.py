@@ -5,6 +5,9 @@ way whatever the unit: ``speedup`` > 1 means the candidate (ferroproc) beat the 
 (the stdlib), and ``<candidate>/floor`` is how far the candidate sits above the floor's
 cost (1.00x is at the floor). The header spells out, unit by unit, which way that is.
 A row's other floors (``Variant.other_floors``) get a table of their own, read the same way.
+The peers' table also gives each peer against the baseline, and a workload with a second
+unit (``Workload.also``) gets every figure again in that unit. A subject the workload could
+not measure here (a missing library or API) reads SKIPPED, with the reason in the notes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from ferroproc.bench.harness import SubjectResult, VariantResult
 from ferroproc.bench.machine import summary
 
 #: What a failed subject's cell shows instead of a number.
-_STATUS_CELL = {"failed": "FAILED", "error": "ERROR", "timeout": "TIMEOUT", "not run": "-"}
+_STATUS_CELL = {
+    "failed": "FAILED",
+    "error": "ERROR",
+    "timeout": "TIMEOUT",
+    "skipped": "SKIPPED",
+    "not run": "-",
+}
 
 
 @dataclass
@@ -46,8 +55,8 @@ class BenchRun:
 
     @property
     def ok(self) -> bool:
-        """True when every trial of every row succeeded."""
-        return all(r.status == "ok" for row in self.results for r in row.results)
+        """True when every trial of every row succeeded or was skipped."""
+        return all(r.status in ("ok", "skipped") for row in self.results for r in row.results)
 
 
 def fmt(value: float | None) -> str:
@@ -67,7 +76,9 @@ def fmt(value: float | None) -> str:
 
 
 def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
 def _cell(result: SubjectResult | None) -> str:
@@ -105,8 +116,12 @@ def _header_lines(run: BenchRun) -> list[str]:
         f"fresh process each ({size}); every run checks its own result",
     ]
     units: dict[str, str] = {}
+    converted: dict[str, tuple[str, str]] = {}
     for row in run.results:
         units.setdefault(row.plan.workload.unit, row.plan.workload.better)
+        also = row.plan.workload.also
+        if also is not None:
+            converted.setdefault(also.unit, (row.plan.workload.unit, also.better))
     for unit, better in units.items():
         if better == "lower":
             lines.append(
@@ -117,6 +132,12 @@ def _header_lines(run: BenchRun) -> list[str]:
             lines.append(
                 f"{unit}: higher is better; speedup = {cand}/{base}, >1 means {cand} is faster;"
                 f" {cand}/floor = floor / {cand}, 1.00x = at the floor"
+            )
+    for unit, (source, better) in converted.items():
+        if unit not in units:
+            lines.append(
+                f"{unit}: {better} is better; the medians in {source} converted, in the table"
+                f" 'in other units'; vs {base} > 1 means better than {base}"
             )
     return lines
 
@@ -153,7 +174,16 @@ def _main_table(run: BenchRun) -> tuple[list[str], list[list[str]]]:
 
 def _peer_table(run: BenchRun) -> tuple[list[str], list[list[str]]]:
     cand = run.candidate
-    headers = ["workload", "variant", "unit", "peer", "peer figure", cand, f"{cand} vs peer"]
+    headers = [
+        "workload",
+        "variant",
+        "unit",
+        "peer",
+        "peer figure",
+        f"peer vs {run.baseline}",
+        cand,
+        f"{cand} vs peer",
+    ]
     rows = [
         [
             row.plan.workload.name,
@@ -161,6 +191,7 @@ def _peer_table(run: BenchRun) -> tuple[list[str], list[list[str]]]:
             row.plan.workload.unit,
             peer.subject.label,
             _cell(peer),
+            _ratio(row.versus_baseline(peer)),
             _cell(row.one("candidate")),
             _ratio(row.speedup(peer)),
         ]
@@ -189,8 +220,64 @@ def _other_floor_table(run: BenchRun) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def _converted(row: VariantResult, result: SubjectResult) -> float | None:
+    """``result``'s median in the workload's second unit (``Workload.also``), if any."""
+    also = row.plan.workload.also
+    median = result.median
+    if also is None or median is None:
+        return None
+    return also.convert(median, row.plan.variant.params)
+
+
+def _also_table(run: BenchRun) -> tuple[list[str], list[list[str]]]:
+    """Every subject's median again in its workload's second unit, one line each."""
+    headers = ["workload", "variant", "unit", "subject", "figure", f"vs {run.baseline}"]
+    rows = []
+    for row in run.results:
+        also = row.plan.workload.also
+        if also is None:
+            continue
+        baseline = row.one("baseline")
+        base = None if baseline is None else _converted(row, baseline)
+        for result in row.results:
+            figure = _converted(row, result)
+            ratio = None
+            if figure is not None and base is not None and result.subject.role != "baseline":
+                ratio = figure / base if also.better == "higher" else base / figure
+            rows.append(
+                [
+                    row.plan.workload.name,
+                    row.plan.variant.name,
+                    also.unit,
+                    result.subject.label,
+                    fmt(figure) if result.status == "ok" else _cell(result),
+                    _ratio(ratio),
+                ]
+            )
+    return headers, rows
+
+
+def _skip_notes(run: BenchRun) -> list[str]:
+    """One note per reason for skipping, naming the rows and subjects it hit."""
+    skipped: dict[str, tuple[list[str], list[str]]] = {}
+    for row in run.results:
+        for result in row.results:
+            failure = result.failure
+            if failure is None or failure.status != "skipped":
+                continue
+            rows, labels = skipped.setdefault(failure.detail, ([], []))
+            if _row_name(row) not in rows:
+                rows.append(_row_name(row))
+            if result.subject.label not in labels:
+                labels.append(result.subject.label)
+    return [
+        f"SKIPPED in {', '.join(rows)} ({', '.join(labels)}): {detail}"
+        for detail, (rows, labels) in skipped.items()
+    ]
+
+
 def _notes(run: BenchRun) -> list[str]:
-    """Floors, failures and missing peers, one line each."""
+    """Floors, failures, skips, the rows' own notes and missing peers, one line each."""
     notes: list[str] = []
     floors: dict[str, list[str]] = {}
     for row in run.results:
@@ -212,7 +299,7 @@ def _notes(run: BenchRun) -> list[str]:
     for row in run.results:
         for result in row.results:
             failure = result.failure
-            if failure is not None:
+            if failure is not None and failure.status != "skipped":
                 key = (result.subject.label, failure.status, failure.run, failure.detail)
                 failures.setdefault(key, []).append(_row_name(row))
     for (label, status, failed_run, detail), names in failures.items():
@@ -220,6 +307,14 @@ def _notes(run: BenchRun) -> list[str]:
         notes.append(
             f"{label} {_STATUS_CELL[status]} in {', '.join(names)} (run {failed_run + 1}"
             f" of {run.repeat}{skipped}): {detail}"
+        )
+    notes.extend(_skip_notes(run))
+    for row in run.results:
+        labels = {"", *(result.subject.label for result in row.results)}
+        notes.extend(
+            f"{_row_name(row)}: {note}"
+            for about, note in row.plan.variant.notes.items()
+            if about in labels
         )
     for workload, peer in run.missing_peers:
         notes.append(f"peer {peer} ({workload}) is not installed: not measured")
@@ -255,6 +350,10 @@ def render_text(run: BenchRun) -> str:
     if floor_rows:
         lines.extend(["", "other floors:"])
         lines.extend(_plain(floor_headers, floor_rows))
+    also_headers, also_rows = _also_table(run)
+    if also_rows:
+        lines.extend(["", "in other units:"])
+        lines.extend(_plain(also_headers, also_rows))
     notes = _notes(run)
     if notes:
         lines.append("")
@@ -276,6 +375,10 @@ def render_markdown(run: BenchRun) -> str:
     if floor_rows:
         lines.extend(["", "## Other floors", ""])
         lines.extend(_markdown(floor_headers, floor_rows))
+    also_headers, also_rows = _also_table(run)
+    if also_rows:
+        lines.extend(["", "## In other units", ""])
+        lines.extend(_markdown(also_headers, also_rows))
     notes = _notes(run)
     if notes:
         lines.extend(["", "## Notes", ""])
@@ -308,7 +411,7 @@ def _row_data(row: VariantResult) -> dict[str, object]:
         "unit": workload.unit,
         "better": workload.better,
         "params": dict(variant.params),
-        "status": "ok" if all(r.status == "ok" for r in row.results) else "failed",
+        "status": row.status,
         "speedup": row.speedup(),
         "floor_ratio": row.floor_ratio(),
         "floor": None if floor is None else {"name": floor.name, "description": floor.description},
@@ -322,6 +425,17 @@ def _row_data(row: VariantResult) -> dict[str, object]:
         },
         "subjects": [_subject_data(result) for result in row.results],
         "peers": {peer.subject.label: row.speedup(peer) for peer in row.by_role("peer")},
+        "peers_vs_baseline": {
+            peer.subject.label: row.versus_baseline(peer) for peer in row.by_role("peer")
+        },
+        "notes": dict(variant.notes),
+        "also": None
+        if workload.also is None
+        else {
+            "unit": workload.also.unit,
+            "better": workload.also.better,
+            "medians": {result.subject.label: _converted(row, result) for result in row.results},
+        },
         "other_floors": {
             floor.subject.module: {
                 "description": workload.floors[floor.subject.module].description,

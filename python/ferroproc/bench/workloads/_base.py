@@ -5,7 +5,9 @@ level and a ``workload()`` function returning a :class:`Workload`. The harness a
 workload for its :class:`Variant` list (sized by :class:`Sizing`), runs each variant in a
 fresh process per implementation, and compares medians. ``run`` and each
 :class:`Floor` measure once and return the figure in the workload's unit, or raise
-:class:`CheckFailed` when the work they timed did not produce the right result.
+:class:`CheckFailed` when the work they timed did not produce the right result, or
+:class:`Skipped` when this subject cannot be measured here at all (a library or an API
+it needs is missing).
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ Better = Literal["lower", "higher"]
 
 class CheckFailed(Exception):
     """Raised by a workload when its own result check fails; the row becomes FAILED."""
+
+
+class Skipped(Exception):
+    """Raised by a workload when a subject cannot be measured here: its cell reads SKIPPED.
+
+    The message says what is missing (``"ferroproc.Pool not available"``, ``"numpy is not
+    installed"``); the report shows it as a note, and a skip does not fail the run.
+    """
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,24 @@ class Variant:
     floor: str | None = None
     target: Target | None = None
     other_floors: tuple[str, ...] = ()
+    #: Sentences the report prints under its tables for this row, by the label of the
+    #: subject they are about (a peer measured on a smaller size, say): each is printed
+    #: when that subject is in the row; one under ``""`` always is.
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlsoIn:
+    """A second unit a workload's figures are reported in, computed from the first.
+
+    ``convert(figure, params)`` turns a median in the workload's unit into this unit
+    (seconds into GB/s moved, say); the report shows every subject's converted median
+    in a table of its own.
+    """
+
+    unit: str
+    better: Better
+    convert: Callable[[float, Params], float]
 
 
 @dataclass(frozen=True)
@@ -126,3 +154,5 @@ class Workload:
     peers: tuple[Peer, ...] = ()
     #: Position in listings and reports (the order of BENCHMARKS.md).
     order: int = 100
+    #: A second unit the figures are also shown in, if any.
+    also: AlsoIn | None = None
