@@ -20,6 +20,9 @@ TOOLS=(
     # Optional at run time (imported lazily); the tests use it to check that NumPy arrays
     # cross queues out of band and arrive writable.
     "numpy"
+    # Optional too: the pool's progress bars, and lambdas sent to pool workers.
+    "tqdm"
+    "cloudpickle"
 )
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust stable" >&2; exit 1; }
