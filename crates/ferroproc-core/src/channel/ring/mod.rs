@@ -73,10 +73,13 @@ mod waiting;
 /// The longest a wait runs before the caller's `keep_waiting` is asked again.
 pub const SLICE: Duration = Duration::from_millis(50);
 
-/// How many times a waiter polls before it sleeps: about 20-50 µs of polling, the range in
-/// which a busy peer usually answers, and well under a futex round trip's cost across
-/// cores on a virtual machine (measured here: ~18-80 µs).
-const SPINS: u32 = if cfg!(loom) { 1 } else { 4_000 };
+/// How many times a waiter polls in a busy loop before it starts yielding.
+const SPINS: u32 = if cfg!(loom) { 1 } else { 200 };
+
+/// How long a waiter polls (busy, then yielding) before it sleeps: the range in which a
+/// busy peer usually answers, and under a futex round trip's cost across cores on a
+/// virtual machine (measured here: ~18-80 µs).
+const SPIN_TIME: Duration = Duration::from_micros(30);
 
 /// The bytes of a ring, wherever they live: a shared segment in production, a model's
 /// cells under loom. Offsets are in `0..capacity` and a call never crosses the end.

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{Env, Wait, SLICE, SPINS};
+use super::{Env, Wait, SLICE, SPINS, SPIN_TIME};
 use crate::channel::ChannelError;
 use crate::futex::{WaitOutcome, Waiter};
 use crate::primitive::{fence, hint, AtomicU32, Ordering};
@@ -59,11 +59,8 @@ pub(super) fn sleep_until<W: Waiter + ?Sized>(
             Wait::TimedOut
         };
     }
-    for _ in 0..SPINS {
-        if ready() {
-            return Wait::Done(());
-        }
-        hint::spin_loop();
+    if spin_then_yield(&ready) {
+        return Wait::Done(());
     }
     loop {
         // Registered, then a full fence, then the check: the committer stores, bumps the
@@ -87,6 +84,32 @@ pub(super) fn sleep_until<W: Waiter + ?Sized>(
         if outcome != WaitOutcome::Woken && !keep_waiting() {
             return Wait::Stopped;
         }
+    }
+}
+
+/// Polls `ready` for up to [`SPIN_TIME`]: a few busy rounds, then rounds that yield the
+/// processor. When every core is busy (a pool: the parent's threads and its workers on
+/// two cores), yielding hands the core to the thread that will make `ready` true instead
+/// of burning it; on an idle core `sched_yield` returns at once and this is a spin.
+fn spin_then_yield(ready: &impl Fn() -> bool) -> bool {
+    for _ in 0..SPINS {
+        if ready() {
+            return true;
+        }
+        hint::spin_loop();
+    }
+    if cfg!(loom) {
+        return false;
+    }
+    let until = Instant::now() + SPIN_TIME;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        hint::yield_now();
     }
 }
 
