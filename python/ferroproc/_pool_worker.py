@@ -96,6 +96,8 @@ def worker(
             learned.append(token)
             if len(learned) > keep:
                 functions.pop(learned.popleft(), None)
+        if not ticket:
+            continue  # a definition sent ahead of a task that travels as a file
         try:
             if error is not None:
                 raise error

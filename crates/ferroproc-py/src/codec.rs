@@ -241,7 +241,7 @@ pub fn decode(
             let data = PyBytes::new(py, message).into_any().unbind();
             loads(data, PyTuple::empty(py).into_any().unbind())?
         }
-        PICKLE_OOB => decode_out_of_band(py, value, loads)?,
+        PICKLE_OOB => decode_out_of_band(py, value, None, loads)?,
         INT_LIST => decode_numbers(py, value, |bytes| {
             Ok(i64::from_le_bytes(bytes).into_pyobject(py)?.into_any())
         })?,
@@ -267,9 +267,29 @@ fn decode_numbers<'py>(
     Ok(PyList::new(py, items)?.into_any().unbind())
 }
 
+/// Decodes a message held by `view` (a `memoryview`, e.g. of a mapped file) without
+/// copying it: the pickle and the out-of-band buffers of an 0x08 message are slices of
+/// `view` itself, so arrays rebuilt over them live in the mapping.
+pub fn decode_view(
+    py: Python<'_>,
+    view: &Bound<'_, PyAny>,
+    loads: impl FnOnce(Py<PyAny>, Py<PyAny>) -> PyResult<Py<PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let held = HeldBuffer::readable(view)?;
+    let message = held.as_slice();
+    if message.first() != Some(&PICKLE_OOB) {
+        return decode(py, message, loads);
+    }
+    let after_tag = view.get_item(pyo3::types::PySlice::new(py, 1, isize::MAX, 1))?;
+    decode_out_of_band(py, &message[1..], Some(&after_tag), loads)
+}
+
+/// Decodes the body of an 0x08 message, `value`. With `source` (a `memoryview` of exactly
+/// these bytes) the pickle and buffers are its slices; otherwise one writable copy.
 fn decode_out_of_band(
     py: Python<'_>,
     value: &[u8],
+    source: Option<&Bound<'_, PyAny>>,
     loads: impl FnOnce(Py<PyAny>, Py<PyAny>) -> PyResult<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let read_u64 = |at: usize| -> PyResult<u64> {
@@ -297,12 +317,21 @@ fn decode_out_of_band(
     if table_end as u64 + total != value.len() as u64 {
         return Err(corrupt("buffer lengths that disagree with the message"));
     }
-    // One writable copy; the pickle and each buffer are views of it.
-    let body = PyByteArray::new(py, &value[table_end..]);
-    let view = py
-        .import("builtins")?
-        .getattr("memoryview")?
-        .call1((body,))?;
+    let view = match source {
+        Some(source) => source.get_item(pyo3::types::PySlice::new(
+            py,
+            table_end as isize,
+            value.len() as isize,
+            1,
+        ))?,
+        None => {
+            // One writable copy; the pickle and each buffer are views of it.
+            let body = PyByteArray::new(py, &value[table_end..]);
+            py.import("builtins")?
+                .getattr("memoryview")?
+                .call1((body,))?
+        }
+    };
     let slice = |start: u64, len: u64| -> PyResult<Py<PyAny>> {
         let range = pyo3::types::PySlice::new(py, start as isize, (start + len) as isize, 1);
         Ok(view.get_item(range)?.unbind())

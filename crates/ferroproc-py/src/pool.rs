@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ferroproc_core::channel::Wait;
+use ferroproc_core::pool::wire::{TaskKind, TASK_HEADER_LEN};
 use ferroproc_core::pool::{
-    Engine, Event, Gathered, Job, Outcome, PoolConfig, PoolError, Report, WorkerLink, WorkerSlots,
-    FUNCTIONS_PER_WORKER,
+    Engine, Event, Gathered, Job, Outcome, Payload, PoolConfig, PoolError, Report, TaskBody,
+    TaskFile, WorkerLink, WorkerSlots, FUNCTIONS_PER_WORKER,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -18,7 +19,7 @@ use pyo3::types::{PyList, PyTuple};
 
 use crate::blocking::{deadline_after, slice_end};
 use crate::channel::PyChannel;
-use crate::codec::{decode, Encoded};
+use crate::codec::{decode, decode_view, Encoded};
 use crate::errors::OrRaise;
 use crate::fd::PyFd;
 use crate::identity::me_pid;
@@ -37,6 +38,10 @@ pub const CANCELLED: u8 = 4;
 /// The value came back but could not be decoded: the exception decoding raised.
 pub const UNDECODABLE: u8 = 5;
 
+/// From this size on, a task's payload is written to a file of its own and mapped by the
+/// worker, instead of being copied through its inbox twice.
+const FILE_PAYLOAD_MIN: usize = 1 << 20;
+
 /// The pool's `dumps`/`loads`.
 #[derive(Debug)]
 struct PoolCodec {
@@ -47,6 +52,19 @@ struct PoolCodec {
 impl PoolCodec {
     fn encode(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         Ok(Encoded::new(obj, || Ok(self.dumps.bind(py).clone()))?.to_vec())
+    }
+
+    /// A task payload: bytes, or a file when it is large.
+    fn payload(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Payload> {
+        let encoded = Encoded::new(obj, || Ok(self.dumps.bind(py).clone()))?;
+        let parts = encoded.parts();
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        if total < FILE_PAYLOAD_MIN {
+            return Ok(Payload::Inline(parts.concat().into()));
+        }
+        // The buffers stay exported (and so alive and unmoved) while `encoded` lives.
+        let file = py.detach(|| TaskFile::create(&parts)).or_raise()?;
+        Ok(Payload::File(Arc::new(file)))
     }
 
     fn decode(&self, py: Python<'_>, message: &[u8]) -> PyResult<Py<PyAny>> {
@@ -223,9 +241,9 @@ impl PyPoolEngine {
         tasks: &Bound<'_, PyAny>,
         seal: bool,
     ) -> PyResult<usize> {
-        let mut payloads: Vec<Arc<[u8]>> = Vec::new();
+        let mut payloads: Vec<Payload> = Vec::new();
         for task in tasks.try_iter()? {
-            payloads.push(self.codec.encode(py, &task?)?.into());
+            payloads.push(self.codec.payload(py, &task?)?);
         }
         let count = payloads.len();
         let job = Arc::clone(&job.job);
@@ -260,6 +278,12 @@ impl PyPoolEngine {
                 })
             })
             .transpose()
+    }
+
+    /// Cancels the tasks of `job` no worker was given yet; returns how many.
+    fn cancel_pending(&self, py: Python<'_>, job: &PyJob) -> usize {
+        let job = Arc::clone(&job.job);
+        py.detach(|| self.engine.cancel_pending(&job))
     }
 
     /// Stops accepting tasks; workers exit once every task is settled.
@@ -416,6 +440,46 @@ impl PyJob {
     }
 }
 
+impl PyWorker {
+    /// A task's payload: decoded from its bytes, or from a private, writable mapping of
+    /// its file (copy-on-write), so large buffers are never copied.
+    fn decode_payload(
+        &self,
+        py: Python<'_>,
+        task: &ferroproc_core::pool::Task,
+    ) -> PyResult<Py<PyAny>> {
+        match task.body() {
+            TaskBody::Bytes(_) => self.codec.decode(py, task.payload()),
+            TaskBody::File { file, len } => {
+                use std::os::fd::AsRawFd;
+                let mmap = py.import("mmap")?;
+                let kwargs = pyo3::types::PyDict::new(py);
+                kwargs.set_item("flags", mmap.getattr("MAP_PRIVATE")?)?;
+                let prot = mmap.getattr("PROT_READ")?.extract::<i64>()?
+                    | mmap.getattr("PROT_WRITE")?.extract::<i64>()?;
+                kwargs.set_item("prot", prot)?;
+                // mmap duplicates the descriptor; the mapping outlives this call.
+                let mapping = mmap
+                    .getattr("mmap")?
+                    .call((file.as_raw_fd(), *len), Some(&kwargs))?;
+                let view = py
+                    .import("builtins")?
+                    .getattr("memoryview")?
+                    .call1((mapping,))?;
+                let payload = view.get_item(pyo3::types::PySlice::new(
+                    py,
+                    TASK_HEADER_LEN as isize,
+                    isize::MAX,
+                    1,
+                ))?;
+                decode_view(py, &payload, |data, buffers| {
+                    self.codec.loads.call1(py, (data, buffers))
+                })
+            }
+        }
+    }
+}
+
 /// A worker process's side of a pool.
 #[pyclass(module = "ferroproc._core", name = "PoolWorker", frozen)]
 #[derive(Debug)]
@@ -470,10 +534,9 @@ impl PyWorker {
             return Ok(None);
         };
         let header = task.header();
-        if header.kind == ferroproc_core::pool::wire::TaskKind::Stop {
+        if header.kind == TaskKind::Stop {
             return Ok(None);
         }
-        *self.started.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         let mut error = py.None();
         let function = if task.definition().is_empty() {
             py.None()
@@ -486,8 +549,18 @@ impl PyWorker {
                 }
             }
         };
+        if header.kind == TaskKind::Define {
+            // Ticket 0: a definition only, for the worker to learn.
+            return Ok(Some(
+                (0u64, 0u8, header.function, function, py.None(), error)
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind(),
+            ));
+        }
+        *self.started.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         let payload = if error.is_none(py) {
-            match self.codec.decode(py, task.payload()) {
+            match self.decode_payload(py, &task) {
                 Ok(payload) => payload,
                 Err(err) => {
                     error = err.into_value(py).into_any();

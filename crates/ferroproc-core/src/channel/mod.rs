@@ -17,8 +17,8 @@ mod ring;
 
 pub use error::ChannelError;
 pub use ring::{
-    Env, Fill, MessageSink, PutLimits, Ring, RingBytes, Spill, Wait, MAX_CAPACITY, MIN_CAPACITY,
-    SLICE,
+    Env, Fill, MessageSink, PutLimits, Ring, RingBytes, Spill, Spilled, Wait, MAX_CAPACITY,
+    MIN_CAPACITY, SLICE,
 };
 
 #[cfg(not(loom))]

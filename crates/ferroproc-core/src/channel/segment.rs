@@ -141,6 +141,30 @@ impl Channel {
         )
     }
 
+    /// Puts a message that is already in a sealed memfd (see
+    /// [`SpillSocket::prepare`]): it is passed over the spill socket as it is, so a large
+    /// message costs no copy here, and can be put again (into another channel) after.
+    /// Readers that [want files](super::MessageSink::wants_files) receive the file itself.
+    pub fn put_file(
+        &self,
+        me: u32,
+        file: &OwnedFd,
+        len: u64,
+        limits: PutLimits,
+        deadline: Option<Instant>,
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> Result<Wait<()>, ChannelError> {
+        let bytes = SegmentBytes(&self.segment);
+        self.ring().put_spilled(
+            self.env(&bytes, me),
+            len,
+            limits,
+            deadline,
+            keep_waiting,
+            &mut |number| self.spill.send(number, file),
+        )
+    }
+
     /// Puts several messages in order: runs of ring-sized ones under one lock each (see
     /// [`Ring::put_many`]), larger ones spilled one by one. Returns how many were put
     /// before the deadline or a stop.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use rustix::fs::SealFlags;
 use rustix::io::Errno;
 
-use super::{ChannelError, Spill};
+use super::{ChannelError, Spill, Spilled};
 use crate::shm::ShmError;
 use crate::sys;
 
@@ -96,13 +96,19 @@ impl SpillSocket {
         }
     }
 
-    fn read_message(memfd: &OwnedFd) -> Result<Vec<u8>, ChannelError> {
+    /// Refuses a file someone could still change under its reader.
+    fn check_sealed(memfd: &OwnedFd) -> Result<(), ChannelError> {
         let seals = sys::memfd::seals(memfd.as_fd()).map_err(os("fcntl(F_GET_SEALS)"))?;
         if !seals.contains(SealFlags::SHRINK | SealFlags::WRITE) {
             return Err(ChannelError::Corrupt(
                 "a spilled message that is not sealed",
             ));
         }
+        Ok(())
+    }
+
+    fn read_message(memfd: &OwnedFd) -> Result<Vec<u8>, ChannelError> {
+        Self::check_sealed(memfd)?;
         let len = sys::memfd::size(memfd.as_fd()).map_err(os("fstat"))?;
         let len = usize::try_from(len)
             .map_err(|_| ChannelError::Corrupt("a spilled message too large to map"))?;
@@ -118,7 +124,7 @@ impl SpillSocket {
 }
 
 impl Spill for SpillSocket {
-    fn take(&self, number: u64) -> Result<Option<Vec<u8>>, ChannelError> {
+    fn take(&self, number: u64, as_file: bool) -> Result<Option<Spilled>, ChannelError> {
         loop {
             let mut label = [0u8; 8];
             match sys::dgram::peek_nonblocking(self.receiver.as_fd(), &mut label) {
@@ -142,7 +148,11 @@ impl Spill for SpillSocket {
                 continue;
             }
             let memfd = memfd.ok_or(ChannelError::Corrupt("a spilled message without its file"))?;
-            return Self::read_message(&memfd).map(Some);
+            if as_file {
+                Self::check_sealed(&memfd)?;
+                return Ok(Some(Spilled::File(memfd)));
+            }
+            return Self::read_message(&memfd).map(|bytes| Some(Spilled::Bytes(bytes)));
         }
     }
 }

@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::job::{Job, Outcome};
+use super::payload::Payload;
 use super::state::{Event, State, Worker};
 use super::wire::{ResultHeader, ResultKind};
 use super::{PoolError, WorkerSlots};
@@ -205,7 +206,7 @@ impl Engine {
         job: &Arc<Job>,
         token: u64,
         tag: u8,
-        payloads: Vec<Arc<[u8]>>,
+        payloads: Vec<Payload>,
     ) -> Result<(), PoolError> {
         let mut state = self.shared.lock();
         if state.closed {
@@ -217,6 +218,20 @@ impl Engine {
         state.submit(job, token, tag, payloads, self.shared.config.retries);
         state.dispatch(&self.shared.config, self.shared.me);
         Ok(())
+    }
+
+    /// Cancels the tasks of `job` that no worker has been given yet (a task already in a
+    /// worker's inbox or running is not stopped); returns how many were cancelled.
+    pub fn cancel_pending(&self, job: &Job) -> usize {
+        let mut state = self.shared.lock();
+        let cancelled = state.cancel_pending(job.id());
+        state.dispatch(&self.shared.config, self.shared.me);
+        let notify = !state.events.is_empty();
+        drop(state);
+        if notify {
+            self.shared.changed.notify_all();
+        }
+        cancelled
     }
 
     /// The next event, waiting for one until `deadline`.

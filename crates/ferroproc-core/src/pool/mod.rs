@@ -22,6 +22,7 @@
 mod engine;
 mod error;
 mod job;
+mod payload;
 mod slots;
 mod state;
 pub mod wire;
@@ -30,6 +31,7 @@ mod worker;
 pub use engine::{Engine, PoolConfig, WorkerProcess};
 pub use error::PoolError;
 pub use job::{Gathered, Job, Outcome};
+pub use payload::{read_file_header, Payload, TaskFile};
 pub use slots::{Started, WorkerSlots};
 pub use state::{Event, FUNCTIONS_PER_WORKER};
-pub use worker::{Report, Task, WorkerLink};
+pub use worker::{Report, Task, TaskBody, WorkerLink};

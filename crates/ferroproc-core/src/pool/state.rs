@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::job::{Job, Outcome};
+use super::payload::Payload;
 use super::wire::{TaskHeader, TaskKind};
 use super::{PoolConfig, WorkerProcess, WorkerSlots};
 use crate::channel::{Channel, PutLimits, Wait};
@@ -54,7 +55,7 @@ pub(crate) struct Ticket {
     pub(crate) index: usize,
     pub(crate) tag: u8,
     pub(crate) function: u64,
-    pub(crate) payload: Arc<[u8]>,
+    pub(crate) payload: Payload,
     pub(crate) retries_left: u32,
 }
 
@@ -175,13 +176,27 @@ impl State {
         job: &Arc<Job>,
         function: u64,
         tag: u8,
-        payloads: Vec<Arc<[u8]>>,
+        payloads: Vec<Payload>,
         retries: u32,
     ) {
         let first = job.add_tasks(payloads.len());
         for (offset, payload) in payloads.into_iter().enumerate() {
             let ticket = self.next_ticket;
             self.next_ticket += 1;
+            if let Payload::File(file) = &payload {
+                let header = TaskHeader {
+                    kind: TaskKind::Run,
+                    tag,
+                    ticket,
+                    function,
+                    definition_len: 0,
+                };
+                if file.seal(header).is_err() {
+                    // Cannot happen for a file we created ourselves; fail just this task.
+                    job.finish(first + offset, Outcome::Cancelled);
+                    continue;
+                }
+            }
             self.tickets.insert(
                 ticket,
                 Ticket {
@@ -253,29 +268,53 @@ impl State {
                 }
             }
         };
-        let header = TaskHeader {
-            kind: TaskKind::Run,
-            tag: task.tag,
-            ticket,
-            function: task.function,
-            definition_len: definition.as_ref().map_or(0, |d| d.len() as u32),
-        }
-        .encode();
-        let mut parts: Vec<&[u8]> = vec![&header];
-        if let Some(definition) = &definition {
-            parts.push(definition);
-        }
-        parts.push(&task.payload);
         let function = task.function;
         let now = Some(Instant::now());
-        match worker
-            .inbox
-            .put(me, &parts, PutLimits::default(), now, &mut || false)
-        {
+        let limits = PutLimits::default();
+        let sent = match &task.payload {
+            Payload::Inline(payload) => {
+                let header = TaskHeader {
+                    kind: TaskKind::Run,
+                    tag: task.tag,
+                    ticket,
+                    function,
+                    definition_len: definition.as_ref().map_or(0, |d| d.len() as u32),
+                }
+                .encode();
+                let mut parts: Vec<&[u8]> = vec![&header];
+                if let Some(definition) = &definition {
+                    parts.push(definition);
+                }
+                parts.push(payload);
+                worker.inbox.put(me, &parts, limits, now, &mut || false)
+            }
+            Payload::File(file) => {
+                // A file carries no definition: the worker learns it from a message ahead.
+                if let Some(definition) = &definition {
+                    let header = TaskHeader {
+                        kind: TaskKind::Define,
+                        tag: 0,
+                        ticket: 0,
+                        function,
+                        definition_len: definition.len() as u32,
+                    }
+                    .encode();
+                    let parts: [&[u8]; 2] = [&header, definition];
+                    match worker.inbox.put(me, &parts, limits, now, &mut || false) {
+                        Ok(Wait::Done(())) => worker.learn(function),
+                        Ok(_) | Err(_) => return false,
+                    }
+                }
+                worker
+                    .inbox
+                    .put_file(me, file.file(), file.len(), limits, now, &mut || false)
+            }
+        };
+        match sent {
             Ok(Wait::Done(())) => {}
             Ok(_) | Err(_) => return false,
         }
-        if definition.is_some() {
+        if definition.is_some() && matches!(task.payload, Payload::Inline(_)) {
             worker.learn(function);
         }
         worker.outstanding.push_back(ticket);
@@ -409,6 +448,22 @@ impl State {
             replace,
         });
         self.check_finished();
+    }
+
+    /// Cancels the tasks of job `id` that no worker has been given yet; returns how many.
+    pub(crate) fn cancel_pending(&mut self, id: u64) -> usize {
+        let tickets = &self.tickets;
+        let (cancelled, kept): (Vec<u64>, Vec<u64>) = self
+            .pending
+            .iter()
+            .partition(|ticket| tickets.get(ticket).is_some_and(|t| t.job.id() == id));
+        self.pending = kept.into();
+        for ticket in &cancelled {
+            if let Some(task) = self.tickets.remove(ticket) {
+                self.finish(task, Outcome::Cancelled);
+            }
+        }
+        cancelled.len()
     }
 
     /// Cancels every task not yet settled (terminate).

@@ -21,6 +21,9 @@ pub enum TaskKind {
     Run,
     /// Exit once the tasks before this message are done.
     Stop,
+    /// Learn the function `function`, whose definition follows (sent ahead of a task
+    /// whose payload travels as a file, which carries no definition of its own).
+    Define,
 }
 
 /// The header of a message in a worker's inbox.
@@ -46,6 +49,7 @@ impl TaskHeader {
         out[0] = match self.kind {
             TaskKind::Run => 1,
             TaskKind::Stop => 2,
+            TaskKind::Define => 3,
         };
         out[1] = self.tag;
         out[4..8].copy_from_slice(&self.definition_len.to_le_bytes());
@@ -63,6 +67,7 @@ impl TaskHeader {
         let kind = match header[0] {
             1 => TaskKind::Run,
             2 => TaskKind::Stop,
+            3 => TaskKind::Define,
             _ => return Err(PoolError::Corrupt("a task of an unknown kind")),
         };
         let definition_len = u32::from_le_bytes(take(header, 4));

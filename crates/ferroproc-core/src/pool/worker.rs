@@ -1,17 +1,34 @@
 //! [`WorkerLink`]: a worker process's side of the pool.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::payload::read_file_header;
 use super::wire::{ResultHeader, ResultKind, TaskHeader, TaskKind};
 use super::{PoolError, WorkerSlots};
-use crate::channel::{Channel, PutLimits, Wait};
+use crate::channel::{Channel, ChannelError, Fill, MessageSink, PutLimits, Wait};
 
 /// A task as a worker receives it.
 #[derive(Debug)]
 pub struct Task {
     header: TaskHeader,
-    message: Vec<u8>,
+    body: TaskBody,
+}
+
+/// Where a task's bytes are.
+#[derive(Debug)]
+pub enum TaskBody {
+    /// The whole message (header, definition, payload), copied out of the ring.
+    Bytes(Vec<u8>),
+    /// A sealed file holding the header and the payload (from byte
+    /// [`TASK_HEADER_LEN`](super::wire::TASK_HEADER_LEN) on), to map rather than copy.
+    File {
+        /// The file.
+        file: OwnedFd,
+        /// Its length.
+        len: u64,
+    },
 }
 
 impl Task {
@@ -20,13 +37,18 @@ impl Task {
         self.header
     }
 
+    /// Where its bytes are.
+    pub fn body(&self) -> &TaskBody {
+        &self.body
+    }
+
     fn split(&self) -> (&[u8], &[u8]) {
+        let TaskBody::Bytes(message) = &self.body else {
+            return (&[], &[]);
+        };
         let start = super::wire::TASK_HEADER_LEN;
         let definition_end = start + self.header.definition_len as usize;
-        (
-            &self.message[start..definition_end],
-            &self.message[definition_end..],
-        )
+        (&message[start..definition_end], &message[definition_end..])
     }
 
     /// The function's definition, when the pool sent it with this task (empty otherwise).
@@ -34,9 +56,31 @@ impl Task {
         self.split().0
     }
 
-    /// The task's payload.
+    /// The task's payload when it came as bytes (empty for a file).
     pub fn payload(&self) -> &[u8] {
         self.split().1
+    }
+}
+
+/// Takes one message from the inbox, as bytes or (when spilled) as its file.
+#[derive(Default)]
+struct InboxSink(Option<TaskBody>);
+
+impl MessageSink for InboxSink {
+    fn take(&mut self, len: usize, _first: u8, fill: &mut Fill<'_>) -> Result<(), ChannelError> {
+        let mut message = vec![0u8; len];
+        fill(0, &mut message)?;
+        self.0 = Some(TaskBody::Bytes(message));
+        Ok(())
+    }
+
+    fn wants_files(&self) -> bool {
+        true
+    }
+
+    fn take_file(&mut self, file: OwnedFd) -> Result<(), ChannelError> {
+        self.0 = Some(TaskBody::File { file, len: 0 });
+        Ok(())
     }
 }
 
@@ -92,16 +136,30 @@ impl WorkerLink {
         deadline: Option<Instant>,
         keep_waiting: &mut dyn FnMut() -> bool,
     ) -> Result<Wait<Task>, PoolError> {
-        let message = match self.inbox.get(self.me, deadline, keep_waiting)? {
-            Wait::Done(message) => message,
+        let mut sink = InboxSink::default();
+        match self
+            .inbox
+            .get_many_into(self.me, 1, &mut sink, deadline, keep_waiting)?
+        {
+            Wait::Done(_) => {}
             Wait::TimedOut => return Ok(Wait::TimedOut),
             Wait::Stopped => return Ok(Wait::Stopped),
+        }
+        let (header, body) = match sink.0 {
+            Some(TaskBody::Bytes(message)) => {
+                let (header, _, _) = TaskHeader::decode(&message)?;
+                (header, TaskBody::Bytes(message))
+            }
+            Some(TaskBody::File { file, .. }) => {
+                let (header, len) = read_file_header(file.as_fd())?;
+                (header, TaskBody::File { file, len })
+            }
+            None => return Ok(Wait::TimedOut),
         };
-        let (header, _, _) = TaskHeader::decode(&message)?;
         if header.kind == TaskKind::Run {
             self.slots.start(self.slot, header.ticket)?;
         }
-        Ok(Wait::Done(Task { header, message }))
+        Ok(Wait::Done(Task { header, body }))
     }
 
     /// Sends how the task `ticket` ended; `parts` make up the payload. Waits only while

@@ -147,7 +147,7 @@ impl Ring {
                 let mut number = [0u8; 8];
                 self.read_wrapping(env.bytes, head + HEADER_LEN, &mut number)?;
                 let fetched = match spill {
-                    Some(spill) => spill.take(u64::from_le_bytes(number)),
+                    Some(spill) => spill.take(u64::from_le_bytes(number), out.wants_files()),
                     None => Err(ChannelError::Corrupt(
                         "a spilled message in a ring without a spill store",
                     )),
@@ -159,7 +159,11 @@ impl Ring {
                     Ok(Some(message)) => {
                         // Already out of the ring and its store: a sink that fails here
                         // loses it, which counts.
-                        if let Err(error) = hand_over(out, &message) {
+                        let handed = match message {
+                            Spilled::Bytes(message) => hand_over(out, &message),
+                            Spilled::File(file) => out.take_file(file),
+                        };
+                        if let Err(error) = handed {
                             self.shared.lost.fetch_add(1, Ordering::Relaxed);
                             break Err(error);
                         }

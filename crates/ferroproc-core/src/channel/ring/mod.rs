@@ -98,8 +98,18 @@ pub trait RingBytes {
 pub trait Spill {
     /// Takes back the message stored under `number`, discarding any stored under smaller
     /// numbers (left by producers that died before publishing them). `None` if it is gone
-    /// (a reader that died after taking it).
-    fn take(&self, number: u64) -> Result<Option<Vec<u8>>, ChannelError>;
+    /// (a reader that died after taking it). With `as_file`, a store that keeps messages
+    /// in files may hand over the file itself instead of its bytes.
+    fn take(&self, number: u64, as_file: bool) -> Result<Option<Spilled>, ChannelError>;
+}
+
+/// A message taken back from a [`Spill`] store.
+#[derive(Debug)]
+pub enum Spilled {
+    /// Its bytes.
+    Bytes(Vec<u8>),
+    /// The sealed file that holds it (its size is the message's length).
+    File(std::os::fd::OwnedFd),
 }
 
 /// Copies a message (from byte `skip` on) into the room a [`MessageSink`] made for it.
@@ -114,6 +124,22 @@ pub trait MessageSink {
     /// message's bytes from `skip` on (a sink may leave out a leading tag). An error
     /// leaves the message in the ring.
     fn take(&mut self, len: usize, first: u8, fill: &mut Fill<'_>) -> Result<(), ChannelError>;
+
+    /// Whether this sink takes spilled messages as their sealed files
+    /// ([`take_file`](Self::take_file)) rather than as bytes: a reader that maps a large
+    /// message instead of copying it.
+    fn wants_files(&self) -> bool {
+        false
+    }
+
+    /// Takes a spilled message as its sealed file (called only if
+    /// [`wants_files`](Self::wants_files)).
+    fn take_file(&mut self, file: std::os::fd::OwnedFd) -> Result<(), ChannelError> {
+        drop(file);
+        Err(ChannelError::Corrupt(
+            "a sink that takes no files was given one",
+        ))
+    }
 }
 
 impl MessageSink for Vec<Vec<u8>> {

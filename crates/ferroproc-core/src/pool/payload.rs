@@ -1,0 +1,116 @@
+//! [`Payload`]: a task's encoded arguments, kept by the parent until the task settles (so
+//! it can be sent again if its worker dies).
+//!
+//! Small payloads are bytes, copied into a worker's inbox ring. Large ones (NumPy arrays)
+//! are written once into a memfd of their own, [`TaskFile`], which travels to the worker
+//! as a file descriptor: the worker maps it instead of copying it, and a task sent again
+//! costs nothing more.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use rustix::fs::SealFlags;
+
+use super::wire::{TaskHeader, TASK_HEADER_LEN};
+use super::PoolError;
+use crate::sys;
+
+/// A task's encoded arguments.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Bytes, sent through the ring.
+    Inline(Arc<[u8]>),
+    /// A file, sent as a descriptor.
+    File(Arc<TaskFile>),
+}
+
+impl Payload {
+    /// The payload's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Inline(bytes) => bytes.len() as u64,
+            Self::File(file) => file.len - TASK_HEADER_LEN as u64,
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A task whose message (header and payload) lives in a memfd: the payload is written at
+/// creation after room for the header, which is written, and the file sealed, once the
+/// task has its ticket.
+#[derive(Debug)]
+pub struct TaskFile {
+    file: OwnedFd,
+    len: u64,
+}
+
+fn os(operation: &'static str) -> impl Fn(rustix::io::Errno) -> PoolError {
+    move |errno| PoolError::Os {
+        operation,
+        source: errno.into(),
+    }
+}
+
+impl TaskFile {
+    /// Writes a payload made of `parts` into a new memfd.
+    pub fn create(parts: &[&[u8]]) -> Result<Self, PoolError> {
+        let file = sys::memfd::create("ferroproc-task").map_err(os("memfd_create"))?;
+        let mut offset = TASK_HEADER_LEN as u64;
+        for part in parts {
+            sys::memfd::pwrite_all(file.as_fd(), part, offset).map_err(os("pwrite"))?;
+            offset += part.len() as u64;
+        }
+        Ok(Self { file, len: offset })
+    }
+
+    /// Writes the task's header and seals the file: from here on nobody can change it, so
+    /// a worker may trust and map it.
+    pub(crate) fn seal(&self, header: TaskHeader) -> Result<(), PoolError> {
+        sys::memfd::pwrite_all(self.file.as_fd(), &header.encode(), 0).map_err(os("pwrite"))?;
+        let seals = SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL;
+        sys::memfd::add_seals(self.file.as_fd(), seals).map_err(os("fcntl(F_ADD_SEALS)"))
+    }
+
+    /// The file.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// The file's length: header and payload.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it holds nothing at all (never: it has room for a header).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn file(&self) -> &OwnedFd {
+        &self.file
+    }
+}
+
+/// Reads the header at the start of a task file a worker received, after checking that
+/// the file is sealed (its sender can no longer change it).
+pub fn read_file_header(file: BorrowedFd<'_>) -> Result<(TaskHeader, u64), PoolError> {
+    let seals = sys::memfd::seals(file).map_err(os("fcntl(F_GET_SEALS)"))?;
+    if !seals.contains(SealFlags::SHRINK | SealFlags::WRITE) {
+        return Err(PoolError::Corrupt("a task file that is not sealed"));
+    }
+    let len = sys::memfd::size(file).map_err(os("fstat"))?;
+    let mut header = [0u8; TASK_HEADER_LEN];
+    let read = sys::memfd::pread_full(file, &mut header, 0).map_err(os("pread"))?;
+    if read != TASK_HEADER_LEN {
+        return Err(PoolError::Corrupt("a task file shorter than its header"));
+    }
+    let (header, definition, _) = TaskHeader::decode(&header)?;
+    if !definition.is_empty() {
+        return Err(PoolError::Corrupt("a task file that claims a definition"));
+    }
+    Ok((header, len))
+}
