@@ -42,9 +42,17 @@ pytestmark = pytest.mark.timeout(90)
         (1, "two", [3.0]),
         {"k": {1, 2}},
         range(3),
+        [1, 2, -(2**63), 2**63 - 1],
+        [1, 2**64],
+        [1, True],
+        [1, 2.5],
+        [0.5, -1e300, float("inf")],
+        [0.5, 1],
+        [[1], [2]],
     ],
 )
 def test_objects_round_trip_with_their_types(obj: Any) -> None:
+    # Lists of numbers have a native form; mixed or oversized ones must still round-trip.
     q = mp.Queue()
     q.put(obj)
     got = q.get(timeout=DEADLINE)
@@ -359,6 +367,34 @@ def test_large_buffers_travel_out_of_band_and_arrive_writable() -> None:
     assert got["a"].flags.writeable
     got["a"][0] = -1.0
     assert numpy.array_equal(got["small"], numpy.arange(3))
+
+
+def test_lists_of_arrays_round_trip_with_dtype_and_shape() -> None:
+    numpy = pytest.importorskip("numpy")
+    q = mp.Queue()
+    cases = [
+        numpy.array_split(numpy.random.rand(1000), 7),
+        [numpy.arange(5, dtype=numpy.int32), numpy.arange(3, dtype=numpy.int32)],
+        [numpy.arange(5, dtype=numpy.int32), numpy.arange(3)],  # mixed dtypes
+        [numpy.zeros((2, 2))],  # two-dimensional
+        [numpy.arange(10)[::2]],  # not contiguous
+        [numpy.array([True, False])],
+        [numpy.zeros(3, dtype=">f8")],  # byte-swapped
+        [numpy.zeros(0)],
+    ]
+    for arrays in cases:
+        q.put(arrays)
+        got = q.get(timeout=DEADLINE)
+        assert len(got) == len(arrays)
+        for sent, received in zip(arrays, got):
+            # (The stdlib's pickle may bring a byte-swapped array back in native order.)
+            assert (received.dtype.kind, received.dtype.itemsize) == (
+                sent.dtype.kind,
+                sent.dtype.itemsize,
+            )
+            assert received.shape == sent.shape
+            assert numpy.array_equal(received, sent)
+            assert received.flags.writeable
 
 
 @pytest.mark.ferroproc_only

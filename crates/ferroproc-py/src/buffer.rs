@@ -39,6 +39,8 @@ extern "C" {
 const PYBUF_SIMPLE: c_int = 0;
 /// ... that may be written to.
 const PYBUF_WRITABLE: c_int = 0x0001;
+/// C-contiguous (`PyBUF_C_CONTIGUOUS`: with shape and strides), with its item format.
+const PYBUF_TYPED_C_CONTIGUOUS: c_int = 0x0038 | 0x0004;
 
 /// An exported buffer, released when dropped. While it is held the exporter keeps the
 /// memory where it is (a `bytearray` refuses to resize, for instance).
@@ -88,6 +90,34 @@ impl<'py> HeldBuffer<'py> {
     /// The bytes of `obj`, which must be C-contiguous and writable.
     pub fn writable(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
         Self::get(obj, PYBUF_WRITABLE)
+    }
+
+    /// The C-contiguous memory of `obj` with its shape and item format (an array's); fails
+    /// for a buffer that is not C-contiguous.
+    pub fn typed(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        Self::get(obj, PYBUF_TYPED_C_CONTIGUOUS)
+    }
+
+    /// How many dimensions the buffer has (for a [`typed`](Self::typed) export).
+    pub fn ndim(&self) -> usize {
+        usize::try_from(self.view.ndim).unwrap_or(0)
+    }
+
+    /// The size of one item in bytes.
+    pub fn itemsize(&self) -> usize {
+        usize::try_from(self.view.itemsize).unwrap_or(0)
+    }
+
+    /// The item format in `struct` syntax (for a [`typed`](Self::typed) export; `"B"`
+    /// when the exporter gave none).
+    pub fn format(&self) -> &[u8] {
+        if self.view.format.is_null() {
+            return b"B";
+        }
+        // SAFETY: a non-null `format` of an export requested with `PyBUF_FORMAT` is a
+        // NUL-terminated string owned by the exporter until `PyBuffer_Release` (in `drop`,
+        // after every borrow of `self` ends).
+        unsafe { std::ffi::CStr::from_ptr(self.view.format) }.to_bytes()
     }
 
     fn len(&self) -> usize {

@@ -4,7 +4,9 @@
 //! `bytes`, exactly those types, not subclasses) are written natively: a tag byte and the
 //! value, with no pickler in the way (pickling an int costs more than moving it). So are
 //! non-empty lists made only of such ints, or only of floats: the inputs and results of a
-//! pool's `map` over numbers, which unpickle four times slower than they decode here. Anything
+//! pool's `map` over numbers, which unpickle four times slower than they decode here. A
+//! list of small NumPy arrays (what `np.array_split` makes) is their raw items and lengths:
+//! the reader rebuilds them as views of one array, instead of unpickling each one. Anything
 //! else goes through the queue's pickler with protocol 5, and large buffers it hands out
 //! of band (NumPy arrays, `PickleBuffer`s) are copied straight into the ring after the
 //! pickle instead of into the pickle first; the reader gets them back as slices of one
@@ -18,6 +20,9 @@
 //!      u32 count, u64 pickle length, u64 length of each buffer, the pickle, the buffers
 //! 0x09 a list of ints, each i64 little-endian
 //! 0x0a a list of floats, each f64 little-endian
+//! 0x0b a list of one-dimensional C-contiguous NumPy arrays of one simple dtype:
+//!      u8 item format (`struct` syntax), u8 item size, 6 bytes of padding, u64 count,
+//!      u64 length (in items) of each array, then their items back to back (8-aligned)
 //! 0x80 a plain pickle (protocol 2 and later start with the PROTO opcode, 0x80)
 //! ```
 //!
@@ -41,6 +46,10 @@ pub const BYTES: u8 = 0x07;
 const PICKLE_OOB: u8 = 0x08;
 const INT_LIST: u8 = 0x09;
 const FLOAT_LIST: u8 = 0x0a;
+const ARRAYS: u8 = 0x0b;
+/// Item formats an array list may have: native single-character `struct` codes that
+/// `memoryview.cast` accepts.
+const ARRAY_FORMATS: &[u8] = b"?bBhHiIlLqQfd";
 const PICKLE: u8 = 0x80;
 
 /// An object encoded for the ring: the message is the concatenation of [`parts`](Self::parts).
@@ -49,6 +58,11 @@ pub enum Encoded<'py> {
     Scalar { bytes: [u8; 9], len: usize },
     /// A tag and the values of a list of numbers.
     Numbers(Vec<u8>),
+    /// A list of arrays: the header, then each array's memory.
+    Arrays {
+        header: Vec<u8>,
+        arrays: Vec<HeldBuffer<'py>>,
+    },
     /// A tag, then the bytes of a `bytes` object (a `str`'s UTF-8 encoding).
     Borrowed {
         tag: [u8; 1],
@@ -140,10 +154,52 @@ impl<'py> Encoded<'py> {
                 data: bytes.clone(),
             })
         } else if let Ok(list) = obj.cast_exact::<PyList>() {
-            Self::numbers(list)?
+            match Self::numbers(list)? {
+                Some(numbers) => Some(numbers),
+                None => Self::arrays(list)?,
+            }
         } else {
             None
         })
+    }
+
+    /// A list of only exact `numpy.ndarray`s (not subclasses), one-dimensional,
+    /// C-contiguous, all of one simple item format; `None` for any other list.
+    fn arrays(list: &Bound<'py, PyList>) -> PyResult<Option<Self>> {
+        let Ok(first) = list.get_item(0) else {
+            return Ok(None);
+        };
+        let array_type = first.get_type();
+        if array_type.name()? != "ndarray" || array_type.module()? != "numpy" {
+            return Ok(None);
+        }
+        let mut arrays = Vec::with_capacity(list.len());
+        let mut header = Vec::with_capacity(16 + 8 * list.len());
+        header.extend_from_slice(&[ARRAYS, 0, 0, 0, 0, 0, 0, 0]);
+        header.extend_from_slice(&(list.len() as u64).to_le_bytes());
+        for item in list.iter() {
+            if !item.get_type().is(&array_type) {
+                return Ok(None);
+            }
+            let Ok(held) = HeldBuffer::typed(&item) else {
+                return Ok(None);
+            };
+            let format = held.format();
+            let simple = format.len() == 1 && ARRAY_FORMATS.contains(&format[0]);
+            if held.ndim() != 1 || !simple || held.itemsize() == 0 || held.itemsize() > 255 {
+                return Ok(None);
+            }
+            if arrays.is_empty() {
+                header[1] = format[0];
+                header[2] = held.itemsize() as u8;
+            } else if header[1] != format[0] {
+                return Ok(None);
+            }
+            let items = (held.as_slice().len() / held.itemsize()) as u64;
+            header.extend_from_slice(&items.to_le_bytes());
+            arrays.push(held);
+        }
+        Ok(Some(Self::Arrays { header, arrays }))
     }
 
     /// A list of only exact ints within 64 bits, or only exact floats; `None` for any
@@ -183,6 +239,12 @@ impl<'py> Encoded<'py> {
         match self {
             Self::Scalar { bytes, len } => vec![&bytes[..*len]],
             Self::Numbers(bytes) => vec![bytes.as_slice()],
+            Self::Arrays { header, arrays } => {
+                let mut parts = Vec::with_capacity(1 + arrays.len());
+                parts.push(header.as_slice());
+                parts.extend(arrays.iter().map(HeldBuffer::as_slice));
+                parts
+            }
             Self::Borrowed { tag, data } => vec![tag, data.as_bytes()],
             Self::Pickle(pickle) => vec![pickle.as_slice()],
             Self::PickleOob {
@@ -242,6 +304,7 @@ pub fn decode(
             loads(data, PyTuple::empty(py).into_any().unbind())?
         }
         PICKLE_OOB => decode_out_of_band(py, value, None, loads)?,
+        ARRAYS => decode_arrays(py, value, None)?,
         INT_LIST => decode_numbers(py, value, |bytes| {
             Ok(i64::from_le_bytes(bytes).into_pyobject(py)?.into_any())
         })?,
@@ -250,6 +313,67 @@ pub fn decode(
         })?,
         _ => return Err(corrupt("an unknown tag")),
     })
+}
+
+/// Decodes the body of an 0x0b message, `value`: the arrays come back as views of one
+/// array over the items (a slice of `source` when given, else one writable copy).
+fn decode_arrays(
+    py: Python<'_>,
+    value: &[u8],
+    source: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let read_u64 = |at: usize| -> PyResult<u64> {
+        value
+            .get(at..at + 8)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| corrupt("a truncated array table"))
+    };
+    let (format, itemsize) = match value {
+        [format, itemsize, ..] if ARRAY_FORMATS.contains(format) && *itemsize > 0 => {
+            (*format, u64::from(*itemsize))
+        }
+        _ => return Err(corrupt("an array list of an unknown item format")),
+    };
+    let count = read_u64(7)?;
+    let data_start = count
+        .checked_mul(8)
+        .and_then(|table| table.checked_add(15))
+        .filter(|&start| start <= value.len() as u64)
+        .ok_or_else(|| corrupt("a truncated array table"))? as usize;
+    let mut lengths = Vec::with_capacity(count as usize);
+    for index in 0..count as usize {
+        lengths.push(read_u64(15 + 8 * index)?);
+    }
+    let items = lengths
+        .iter()
+        .try_fold(0u64, |sum, &len| sum.checked_add(len))
+        .ok_or_else(|| corrupt("array lengths that overflow"))?;
+    if items.checked_mul(itemsize) != Some((value.len() - data_start) as u64) {
+        return Err(corrupt("array lengths that disagree with the message"));
+    }
+    let builtins = py.import("builtins")?;
+    let block = match source {
+        Some(source) => source.get_item(pyo3::types::PySlice::new(
+            py,
+            data_start as isize,
+            value.len() as isize,
+            1,
+        ))?,
+        None => builtins
+            .getattr("memoryview")?
+            .call1((PyByteArray::new(py, &value[data_start..]),))?,
+    };
+    let typed = block.call_method1("cast", (std::str::from_utf8(&[format]).unwrap_or("B"),))?;
+    let base = py.import("numpy")?.getattr("asarray")?.call1((typed,))?;
+    let mut start = 0u64;
+    let mut arrays = Vec::with_capacity(lengths.len());
+    for len in lengths {
+        let range = pyo3::types::PySlice::new(py, start as isize, (start + len) as isize, 1);
+        arrays.push(base.get_item(range)?);
+        start += len;
+    }
+    Ok(PyList::new(py, arrays)?.into_any().unbind())
 }
 
 fn decode_numbers<'py>(
@@ -277,10 +401,14 @@ pub fn decode_view(
 ) -> PyResult<Py<PyAny>> {
     let held = HeldBuffer::readable(view)?;
     let message = held.as_slice();
-    if message.first() != Some(&PICKLE_OOB) {
+    let tag = message.first().copied();
+    if tag != Some(PICKLE_OOB) && tag != Some(ARRAYS) {
         return decode(py, message, loads);
     }
     let after_tag = view.get_item(pyo3::types::PySlice::new(py, 1, isize::MAX, 1))?;
+    if tag == Some(ARRAYS) {
+        return decode_arrays(py, &message[1..], Some(&after_tag));
+    }
     decode_out_of_band(py, &message[1..], Some(&after_tag), loads)
 }
 

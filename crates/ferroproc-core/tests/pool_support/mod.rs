@@ -22,13 +22,15 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ferroproc_core::channel::{Channel, Wait};
 use ferroproc_core::pool::wire::TaskKind;
 use ferroproc_core::pool::{
-    Engine, Event, Job, Outcome, PoolConfig, Report, WorkerLink, WorkerProcess, WorkerSlots,
+    Engine, Event, Job, Outcome, Payload, PoolConfig, PoolError, Report, WorkerLink, WorkerProcess,
+    WorkerSlots,
 };
 use ferroproc_core::process::{Child, ExitStatus, ParentLink};
 
@@ -82,7 +84,7 @@ impl Command {
 }
 
 /// The payload of task `index` running `command`.
-pub fn task(index: u64, command: &Command) -> Arc<[u8]> {
+pub fn task(index: u64, command: &Command) -> Payload {
     let (argument, extra): (u64, &[u8]) = match command {
         Command::Square { busy_us } => (*busy_us, &[]),
         Command::Sleep { ms } => (*ms, &[]),
@@ -95,11 +97,11 @@ pub fn task(index: u64, command: &Command) -> Arc<[u8]> {
     payload.extend_from_slice(&index.to_le_bytes());
     payload.extend_from_slice(&argument.to_le_bytes());
     payload.extend_from_slice(extra);
-    payload.into()
+    Payload::Inline(payload.into())
 }
 
 /// Payloads for tasks `indices`, each an immediate [`Command::Square`].
-pub fn squares(indices: std::ops::Range<u64>) -> Vec<Arc<[u8]>> {
+pub fn squares(indices: std::ops::Range<u64>) -> Vec<Payload> {
     indices
         .map(|i| task(i, &Command::Square { busy_us: 0 }))
         .collect()
@@ -213,12 +215,18 @@ fn worker_main() -> ! {
             Err(e) => panic!("worker in slot {slot}: {e}"),
         };
         let header = task.header();
-        if header.kind == TaskKind::Stop {
-            std::process::exit(0);
+        match header.kind {
+            TaskKind::Stop => std::process::exit(0),
+            TaskKind::Define => {
+                if task.definition() == DEFINITION {
+                    known.insert(header.function);
+                }
+                continue;
+            }
+            TaskKind::Run => {}
         }
         let started = Instant::now();
-        let (report, value) = if !task.definition().is_empty() && task.definition() != DEFINITION
-        {
+        let (report, value) = if !task.definition().is_empty() && task.definition() != DEFINITION {
             (Report::Raised, b"a wrong function definition".to_vec())
         } else {
             if !task.definition().is_empty() {
@@ -275,7 +283,10 @@ fn run(payload: &[u8], inbox: &Channel, log: &mut std::fs::File) -> (Report, Vec
             }
             (Report::Returned, squared(index))
         }
-        other => (Report::Raised, format!("unknown command {other}").into_bytes()),
+        other => (
+            Report::Raised,
+            format!("unknown command {other}").into_bytes(),
+        ),
     }
 }
 
@@ -334,6 +345,8 @@ pub struct Pool {
     live: Mutex<Vec<Option<SharedChild>>>,
     /// Every event the engine emitted, in order.
     events: Mutex<Vec<Event>>,
+    /// [`Pool::shutdown`] returned.
+    shut_down: AtomicBool,
 }
 
 impl std::fmt::Debug for Pool {
@@ -373,6 +386,7 @@ impl Pool {
             children: Mutex::new(Vec::new()),
             live: Mutex::new((0..workers).map(|_| None).collect()),
             events: Mutex::new(Vec::new()),
+            shut_down: AtomicBool::new(false),
         };
         for slot in 0..workers {
             pool.spawn(slot);
@@ -397,6 +411,12 @@ impl Pool {
 
     /// Starts a worker for `slot` and registers it with the engine; returns its pid.
     pub fn spawn(&self, slot: usize) -> i32 {
+        self.try_spawn(slot).expect("register the worker")
+    }
+
+    /// [`spawn`](Self::spawn), returning the engine's refusal to register the worker
+    /// (the worker is then killed and reaped here).
+    pub fn try_spawn(&self, slot: usize) -> Result<i32, PoolError> {
         let inbox = Arc::new(Channel::create(INBOX_CAPACITY).expect("inbox channel"));
         let env = [
             format!("PARENT={}", std::process::id()),
@@ -406,6 +426,8 @@ impl Pool {
         ];
         let child = {
             let mut command = self_command(self.test, WORKER_ROLE, &env);
+            // The worker must play its role even when its test is #[ignore]d.
+            command.arg("--include-ignored");
             assert_eq!(command.pass_fd(inbox.fd()), 3);
             assert_eq!(command.pass_fd(inbox.spill().sender_fd()), 4);
             assert_eq!(command.pass_fd(inbox.spill().receiver_fd()), 5);
@@ -417,16 +439,34 @@ impl Pool {
         };
         let pid = child.pid();
         let child = Arc::new(Mutex::new(child));
+        // Known to the test before the engine, so that a kill from another thread can
+        // find it as soon as it exists.
         lock(&self.children).push((slot, Arc::clone(&child)));
         lock(&self.live)[slot] = Some(Arc::clone(&child));
         let process = Box::new(TestWorker {
             pid,
             child: Arc::clone(&child),
         });
-        self.engine
-            .add_worker(slot, inbox, process)
-            .expect("register the worker");
-        pid
+        if let Err(refused) = self.engine.add_worker(slot, inbox, process) {
+            lock(&self.children).retain(|(_, c)| !Arc::ptr_eq(c, &child));
+            lock(&self.live)[slot] = None;
+            let mut child = lock(&child);
+            let _ = child.signal(libc::SIGKILL);
+            let _ = child.wait_timeout(Some(WAIT));
+            return Err(refused);
+        }
+        Ok(pid)
+    }
+
+    /// The next event, recorded but not acted on (no replacement is started); fails the
+    /// test after [`WAIT`].
+    pub fn next_event(&self) -> Event {
+        let event = self
+            .engine
+            .next_event(Some(Instant::now() + WAIT))
+            .unwrap_or_else(|| panic!("no event came; events so far: {:?}", self.events()));
+        lock(&self.events).push(event.clone());
+        event
     }
 
     /// A new job of the engine that reports its readiness as an event.
@@ -435,7 +475,7 @@ impl Pool {
     }
 
     /// Submits `payloads` to `job` and seals it.
-    pub fn submit_all(&self, job: &Arc<Job>, payloads: Vec<Arc<[u8]>>) {
+    pub fn submit_all(&self, job: &Arc<Job>, payloads: Vec<Payload>) {
         self.engine
             .submit(job, TOKEN, 0, payloads)
             .expect("submit tasks");
@@ -477,9 +517,15 @@ impl Pool {
     }
 
     /// Waits for [`Event::Finished`].
+    ///
+    /// Also waits for the exit of every worker ever started. A `WorkerExited` event that
+    /// asked for a replacement can still be queued when the pool closes; the replacement
+    /// the pump starts for it then comes after `Finished`, is told to stop, and exits.
     pub fn wait_finished(&self) {
         self.pump_until("the pool to finish", || {
+            let exited: HashSet<i32> = self.exits().iter().map(|e| e.1).collect();
             self.events().contains(&Event::Finished)
+                && self.pids().iter().all(|pid| exited.contains(pid))
         });
     }
 
@@ -533,11 +579,17 @@ impl Pool {
             .collect()
     }
 
+    /// Shuts the engine down ([`Engine::shutdown`]) as it is.
+    pub fn shutdown(&self) {
+        self.engine.shutdown();
+        self.shut_down.store(true, Ordering::Release);
+    }
+
     /// Terminates the engine if it did not finish, waits (briefly) for it to, and stops
     /// its threads. Never panics: it also runs while a failed test unwinds.
     fn stop(&self) {
         let finished = || lock(&self.events).contains(&Event::Finished);
-        if !finished() {
+        if !finished() && !self.shut_down.load(Ordering::Acquire) {
             self.engine.terminate();
             let deadline = Instant::now() + Duration::from_secs(5);
             while !finished() && Instant::now() < deadline {
@@ -575,11 +627,7 @@ pub fn outcomes_as_finished(job: &Job) -> BTreeMap<usize, Outcome> {
                 }
             }
             Ok(None) => return outcomes,
-            Err(()) => panic!(
-                "job {} stalled after {} outcomes",
-                job.id(),
-                outcomes.len()
-            ),
+            Err(()) => panic!("job {} stalled after {} outcomes", job.id(), outcomes.len()),
         }
     }
 }
