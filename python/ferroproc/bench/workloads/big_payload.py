@@ -141,11 +141,11 @@ def one_process(params: Params) -> float:
 
 
 def _variants(sizing: Sizing) -> list[Variant]:
-    from ferroproc.bench.workloads._base import Variant
+    from ferroproc.bench.workloads._base import Target, Variant
 
     arrays = sizing.count(*ARRAYS)
     params: Params = {"processes": 2, "arrays": arrays, "elements": ELEMENTS}
-    return [Variant("8MB_arrays", params, floor="one_process")]
+    return [Variant("8MB_arrays", params, floor="one_process", target=Target("baseline", 5.0))]
 
 
 def workload() -> Workload:

@@ -75,9 +75,10 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
 
 
 def _variants(sizing: Sizing) -> list[Variant]:
-    from ferroproc.bench.workloads._base import Variant
+    from ferroproc.bench.workloads._base import Target, Variant
 
-    return [Variant("square", {"processes": 2, "count": sizing.count(*COUNT)})]
+    params = {"processes": 2, "count": sizing.count(*COUNT)}
+    return [Variant("square", params, target=Target("baseline", 3.0))]
 
 
 def workload() -> Workload:

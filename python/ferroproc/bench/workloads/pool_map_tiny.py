@@ -92,7 +92,7 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
 
 
 def _variants(sizing: Sizing) -> list[Variant]:
-    from ferroproc.bench.workloads._base import Variant
+    from ferroproc.bench.workloads._base import Target, Variant
 
     capped = sizing.count(*CAPPED_COUNT)
     params: Params = {
@@ -104,7 +104,7 @@ def _variants(sizing: Sizing) -> list[Variant]:
         f"the peer {CAPPED_PEER} maps {capped:,} items, not {params['count']:,}:"
         " at its rate here the full count would take minutes"
     )
-    return [Variant("square", params, notes={CAPPED_PEER: note})]
+    return [Variant("square", params, notes={CAPPED_PEER: note}, target=Target("baseline", 1.5))]
 
 
 def workload() -> Workload:

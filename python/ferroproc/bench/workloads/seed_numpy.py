@@ -141,7 +141,7 @@ def one_process(params: Params) -> float:
 
 
 def _variants(sizing: Sizing) -> list[Variant]:
-    from ferroproc.bench.workloads._base import Variant
+    from ferroproc.bench.workloads._base import Target, Variant
 
     elements = sizing.count(*ELEMENTS)
     shape: Params = {"processes": 2, "elements": elements}
@@ -150,6 +150,7 @@ def _variants(sizing: Sizing) -> list[Variant]:
             "100k_chunks",
             {**shape, "chunks": min(elements, sizing.count(*MANY_CHUNKS))},
             floor="one_process",
+            target=Target("baseline", 2.0),
         ),
         Variant("8_chunks", {**shape, "chunks": min(elements, FEW_CHUNKS)}, floor="one_process"),
     ]
