@@ -231,7 +231,13 @@ class _Workers:
         process.start()
         with self.lock:
             self.processes[slot] = process
-        self.engine.add_worker(slot, inbox, process._popen._child)
+        try:
+            self.engine.add_worker(slot, inbox, process._popen._child)
+        except BaseException:
+            # The engine refused it (the pool finished meanwhile): it must not linger.
+            process.kill()
+            process.join()
+            raise
         util.debug("added worker")
 
     def reap(self, slot: int) -> None:
@@ -274,6 +280,8 @@ def _handle_events(
 def _replace_worker(workers: _Workers, slot: int) -> None:
     try:
         workers.start(slot)
+    except ValueError:
+        return  # the pool finished before the replacement started: nothing to do
     except BaseException:
         util.sub_warning("could not start a pool worker:\n%s", traceback.format_exc())
         # Without a worker in this slot, a pool whose every start fails would wait

@@ -549,13 +549,10 @@ fn random_worker_kills_lose_or_duplicate_no_task() {
 
 const SEAL_TEST: &str = "a_notifying_job_sealed_after_its_tasks_finished_reports_ready";
 
-/// ENGINE BUG: `Job::seal` can make a job ready (when its tasks all finished before it was
-/// sealed), and then no `Event::JobReady` is ever emitted: readiness is only reported from
-/// `Job::finish`. The Python layer seals right after `engine.submit` returns (after
-/// re-taking the GIL), so an `apply_async` with a callback whose task finishes in that
-/// window never runs its callback, and its `get()` waits forever on `_delivered`.
+/// Regression: sealing can make a job ready (its tasks all finished before it was sealed,
+/// as when a task finishes while the embedder re-takes the GIL after `submit`).
+/// `Engine::seal` must then report `Event::JobReady`, or a callback never runs.
 #[test]
-#[ignore = "engine bug: a job made ready by seal() never emits Event::JobReady"]
 fn a_notifying_job_sealed_after_its_tasks_finished_reports_ready() {
     run_worker_if_child();
     let _watchdog = watchdog(SEAL_TEST);
@@ -565,8 +562,9 @@ fn a_notifying_job_sealed_after_its_tasks_finished_reports_ready() {
         .submit(&job, TOKEN, 0, squares(0..1))
         .expect("submit");
     pool.pump_until("the task", || job.finished() == 1);
-    // The embedder seals right after submitting, but the task may finish in between.
-    job.seal();
+    // The embedder seals right after submitting, but the task may finish in between:
+    // sealing through the engine reports the readiness all the same.
+    pool.engine.seal(&job);
     assert!(job.is_ready());
     let deadline = Instant::now() + Duration::from_secs(2);
     let event = pool.engine.next_event(Some(deadline));
@@ -576,14 +574,10 @@ fn a_notifying_job_sealed_after_its_tasks_finished_reports_ready() {
 
 const SHUTDOWN_TEST: &str = "shutdown_with_live_workers_returns";
 
-/// ENGINE BUG: `Engine::shutdown` with workers still registered terminates (killing them),
-/// posts `Shutdown` and joins its threads. The collector stops at `Shutdown`, ahead of the
-/// `WorkerExited` messages the supervisor posts once the killed workers are reaped, so the
-/// workers are never removed from the state; the supervisor, having marked them all
-/// `exit_reported`, then polls only its wake-up eventfd with no timeout, and nobody wakes
-/// it: `shutdown` (and so `Drop for Engine`) blocks forever.
+/// Regression: `Engine::shutdown` (and so dropping an engine) with workers still
+/// registered kills them and returns. The collector stops before it settles their exits,
+/// so the supervisor must stop once they are all reaped, not wait for them to leave.
 #[test]
-#[ignore = "engine bug: Engine::shutdown hangs when workers are still registered"]
 fn shutdown_with_live_workers_returns() {
     run_worker_if_child();
     let _watchdog = watchdog(SHUTDOWN_TEST);
@@ -601,15 +595,10 @@ fn shutdown_with_live_workers_returns() {
 
 const STALE_TEST: &str = "a_replacement_asked_for_before_the_pool_finished_does_not_hang_it";
 
-/// ENGINE BUG: `WorkerExited { replace: true }` is decided when the collector handles the
-/// exit; if the pool is closed before the embedder acts on it, the engine has meanwhile
-/// emitted `Finished` ("every worker gone"), yet `add_worker` still accepts the
-/// replacement. The engine tells it to stop, but a `shutdown` right after `Finished` (the
-/// natural sequence for an embedder) stops the collector before the worker's exit is
-/// settled, and the supervisor then waits forever, as in
-/// `shutdown_with_live_workers_returns`.
+/// Regression: a replacement asked for before the pool was closed may arrive after
+/// `Finished` ("every worker gone"); `add_worker` must refuse it (the embedder then kills
+/// what it started), so a `shutdown` right after `Finished` cannot be left waiting for it.
 #[test]
-#[ignore = "engine bug: add_worker after Event::Finished is accepted, and shutdown then hangs"]
 fn a_replacement_asked_for_before_the_pool_finished_does_not_hang_it() {
     run_worker_if_child();
     let _watchdog = watchdog(STALE_TEST);

@@ -250,7 +250,7 @@ impl PyPoolEngine {
         py.detach(|| self.engine.submit(&job, token, tag, payloads))
             .or_raise()?;
         if seal {
-            job.seal();
+            self.engine.seal(&job);
         }
         Ok(count)
     }
@@ -346,7 +346,8 @@ impl PyJob {
         self.job.finished()
     }
 
-    /// Declares that no more tasks will be submitted.
+    /// Declares that no more tasks will be submitted (for a job created with `notify`,
+    /// pass `seal=True` to `PoolEngine.submit` instead, which reports its readiness).
     fn seal(&self) {
         self.job.seal();
     }

@@ -161,6 +161,10 @@ impl Engine {
             source,
         })?;
         let mut state = self.shared.lock();
+        if state.finished || state.shutting_down {
+            // Too late: the pool already said it has no workers left.
+            return Err(PoolError::NotRunning);
+        }
         if state.workers[slot].is_some() {
             return Err(PoolError::NoSuchSlot(slot));
         }
@@ -188,6 +192,18 @@ impl Engine {
     /// Drops the definition of `token` (tasks already queued keep theirs).
     pub fn forget(&self, token: u64) {
         self.shared.lock().functions.remove(&token);
+    }
+
+    /// Seals `job` (see [`Job::seal`]), reporting [`Event::JobReady`] if that made a
+    /// notifying job ready. Under the engine's lock, so the collector cannot settle its
+    /// last task in between and neither side report it.
+    pub fn seal(&self, job: &Job) {
+        let mut state = self.shared.lock();
+        if job.seal() && job.notifies() {
+            state.events.push_back(Event::JobReady(job.id()));
+            drop(state);
+            self.shared.changed.notify_all();
+        }
     }
 
     /// A new job. See [`Job::new`] for `fail_fast` and `notify`.
@@ -318,7 +334,7 @@ impl Engine {
             ticket: 0,
             run_ns: 0,
         });
-        self.shared.lock().finished = true;
+        self.shared.lock().shutting_down = true;
         self.shared.wake_supervisor();
         let threads =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
@@ -397,7 +413,10 @@ fn supervise(shared: Arc<Shared>) {
     loop {
         let watched: Vec<(usize, u64, Arc<OwnedFd>)> = {
             let state = shared.lock();
-            if state.finished && state.workers.iter().all(Option::is_none) {
+            let gone = |w: &Option<Worker>| w.as_ref().is_none_or(|w| w.exit_reported);
+            // Once the collector has stopped, exits are reported but never settled, so
+            // workers stay registered: reaped is enough.
+            if (state.finished || state.shutting_down) && state.workers.iter().all(gone) {
                 return;
             }
             state
@@ -420,13 +439,6 @@ fn supervise(shared: Arc<Shared>) {
         };
         if ready[0] {
             let _ = sys::wake::drain(shared.wake.as_fd());
-            if shared.lock().finished {
-                // Shutting down: stop watching, the collector settles the rest.
-                let state = shared.lock();
-                if state.workers.iter().flatten().all(|w| w.exit_reported) {
-                    return;
-                }
-            }
         }
         for ((slot, generation, _), exited) in watched.iter().zip(&ready[1..]) {
             if *exited {

@@ -116,13 +116,18 @@ impl Job {
         first
     }
 
-    /// Declares that no more tasks will be submitted. A job whose total is 0 is ready at
-    /// once.
-    pub fn seal(&self) {
+    /// Declares that no more tasks will be submitted; returns true if this made the job
+    /// ready (a job whose tasks all finished already, or that has none). A job created
+    /// with `notify` must be sealed through [`Engine::seal`](super::Engine::seal), which
+    /// reports that.
+    pub fn seal(&self) -> bool {
         let mut state = self.lock();
+        let was_ready = self.ready_locked(&state);
         state.total = Some(state.submitted);
+        let now_ready = self.ready_locked(&state);
         drop(state);
         self.changed.notify_all();
+        now_ready && !was_ready
     }
 
     /// How many tasks were submitted so far.

@@ -136,6 +136,8 @@ pub(crate) struct State {
     pub(crate) closed: bool,
     pub(crate) terminated: bool,
     pub(crate) finished: bool,
+    /// The engine's threads are stopping.
+    pub(crate) shutting_down: bool,
     /// Mean task run time, an exponentially weighted average in nanoseconds.
     mean_run_ns: Option<f64>,
     pub(crate) events: VecDeque<Event>,
