@@ -5,6 +5,16 @@ from os import PathLike
 from typing import Any, ClassVar, final
 
 __all__ = [
+    "POOL_CANCELLED",
+    "POOL_RAISED",
+    "POOL_RETURNED",
+    "POOL_TIMED_OUT",
+    "POOL_UNDECODABLE",
+    "POOL_WORKER_LOST",
+    "RECURSIVE_MUTEX",
+    "SEMAPHORE",
+    "SEM_VALUE_MAX",
+    "WAIT_TICK",
     "Arena",
     "Barrier",
     "BarrierTicket",
@@ -13,23 +23,13 @@ __all__ = [
     "Condition",
     "Event",
     "NamedSegment",
-    "POOL_CANCELLED",
-    "POOL_RAISED",
-    "POOL_RETURNED",
-    "POOL_TIMED_OUT",
-    "POOL_UNDECODABLE",
-    "POOL_WORKER_LOST",
     "ParentLink",
     "PoolEngine",
     "PoolJob",
     "PoolWorker",
-    "RECURSIVE_MUTEX",
     "RawBlock",
-    "SEMAPHORE",
-    "SEM_VALUE_MAX",
     "SemLock",
     "SharedBuffer",
-    "WAIT_TICK",
     "__version__",
     "bootstrap_create",
     "bootstrap_read",
@@ -525,6 +525,8 @@ class PoolEngine:
     def next_event(self, timeout: float | None = None) -> tuple[Any, ...] | None:
         """The next event: ``("ready", job)``, ``("exited", slot, pid, code, replace)``
         or ``("finished",)``; ``None`` on timeout."""
+    def cancel_pending(self, job: PoolJob) -> int:
+        """Cancel the tasks of ``job`` no worker was given yet; return how many."""
     def close(self) -> None:
         """Accept no more tasks; workers exit once every task is settled."""
     def terminate(self) -> None:
