@@ -94,6 +94,12 @@ def _raised_outcome(engine: Any, detail: Any) -> BaseException:
     return _raised(report)
 
 
+#: Held while a result takes its outcome from its job, so two threads calling ``get`` at
+#: once unpickle it once. One lock for all results: it is held only for that moment, and
+#: a lock per result would cost more than it saves.
+_GATHERING = threading.RLock()
+
+
 class ApplyResult:
     """The result of ``Pool.apply_async``; also awaitable from asyncio."""
 
@@ -109,7 +115,6 @@ class ApplyResult:
         self._callback = callback
         self._error_callback = error_callback
         self._outcome: tuple[bool, Any] | None = None
-        self._lock = threading.Lock()
         self._delivered: threading.Event | None = None
         if callback is not None or error_callback is not None:
             self._delivered = threading.Event()
@@ -152,7 +157,7 @@ class ApplyResult:
         return values[0]
 
     def _gather(self) -> tuple[bool, Any]:
-        with self._lock:
+        with _GATHERING:
             if self._outcome is None:
                 success, detail = self._job.take_all()
                 if success:

@@ -112,18 +112,25 @@ class _Functions:
         self._by_id: collections.OrderedDict[int, tuple[Any, int]] = collections.OrderedDict()
         self._next = 1
         self._lock = threading.Lock()
+        # The last function and its token: a loop of apply_async calls asks for the same
+        # one again and again. One tuple, replaced whole, so a reader never sees a mix.
+        self._last: tuple[Any, int] = (None, 0)
 
     def token(self, function: Callable[..., Any]) -> int:
+        last, token = self._last
+        if last is function:
+            return token
         if not callable(function):
             raise TypeError(f"{function!r} is not callable")
         with self._lock:
             entry = self._by_id.get(id(function))
             if entry is not None and entry[0] is function:
                 self._by_id.move_to_end(id(function))
+                self._last = entry
                 return entry[1]
             token, self._next = self._next, self._next + 1
             self._engine.define(token, _picklable(function) if self._portable else function)
-            self._by_id[id(function)] = (function, token)
+            self._by_id[id(function)] = self._last = (function, token)
             if len(self._by_id) > FUNCTIONS_REMEMBERED:
                 _, (_, old) = self._by_id.popitem(last=False)
                 self._engine.forget(old)

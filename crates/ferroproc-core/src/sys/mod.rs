@@ -21,4 +21,5 @@ pub(crate) mod scm;
 pub(crate) mod shm;
 pub(crate) mod spawn;
 pub(crate) mod stream;
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod wake;
