@@ -158,3 +158,7 @@ def append_to(items: list[Any], value: Any) -> int:
 
 def current_thread_name(_: object = None) -> str:
     return threading.current_thread().name
+
+
+def failing_initializer() -> None:
+    raise RuntimeError("the initializer cannot connect")

@@ -523,8 +523,13 @@ class PoolEngine:
     ) -> int:
         """Submit one task per item of ``tasks``; with ``seal`` the job takes no more."""
     def next_event(self, timeout: float | None = None) -> tuple[Any, ...] | None:
-        """The next event: ``("ready", job)``, ``("exited", slot, pid, code, replace)``
-        or ``("finished",)``; ``None`` on timeout."""
+        """The next event: ``("ready", job)``, ``("exited", slot, pid, code, replace,
+        started)`` or ``("finished",)``; ``None`` on timeout."""
+    def break_with(self, reason: str) -> None:
+        """Give up on the pool for ``reason``: terminate it; ``broken`` then says why."""
+    @property
+    def broken(self) -> str | None:
+        """Why the pool was given up on, or ``None``."""
     def cancel_pending(self, job: PoolJob) -> int:
         """Cancel the tasks of ``job`` no worker was given yet; return how many."""
     def close(self) -> None:

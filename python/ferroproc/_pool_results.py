@@ -79,6 +79,9 @@ def failure(engine: Any, outcome: tuple[int, Any]) -> BaseException:
         from .pool import MaybeEncodingError
 
         return MaybeEncodingError(detail, "a result")
+    broken = getattr(engine, "broken", None)
+    if broken:
+        return ProcessError(broken)
     return ProcessError("the pool was terminated before this task finished")
 
 

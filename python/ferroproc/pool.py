@@ -67,6 +67,10 @@ TERMINATE = "TERMINATE"
 
 #: How many chunks ``imap`` keeps submitted but unfinished while it reads a lazy input.
 IN_FLIGHT_PER_WORKER = 64
+#: After this many workers in a row exit before running a task (an initializer that
+#: raises), the pool stops replacing them and fails what waits, instead of starting
+#: processes forever as the stdlib does.
+FAILED_STARTS_LIMIT = 3
 #: How many functions a pool remembers having sent (by identity).
 FUNCTIONS_REMEMBERED = 256
 
@@ -217,6 +221,8 @@ class _Workers:
         self.maxtasks = maxtasks
         self.process_factory = process_factory
         self.lock = threading.Lock()
+        #: Workers in a row that exited before running anything (see FAILED_STARTS_LIMIT).
+        self.failed_starts = 0
 
     def start(self, slot: int) -> None:
         inbox = _core.Channel()
@@ -276,10 +282,22 @@ def _handle_events(
                 except BaseException:
                     util.sub_warning("a pool callback raised:\n%s", traceback.format_exc())
         elif event[0] == "exited" and workers is not None:
-            _, slot, _pid, _exitcode, replace = event
+            _, slot, _pid, exitcode, replace, started = event
             workers.reap(slot)
-            if replace:
-                _replace_worker(workers, slot)
+            if not replace:
+                continue
+            if started or exitcode == 0:
+                workers.failed_starts = 0
+            else:
+                workers.failed_starts += 1
+                if workers.failed_starts >= FAILED_STARTS_LIMIT:
+                    engine.break_with(
+                        f"{FAILED_STARTS_LIMIT} pool workers in a row exited (code {exitcode}) "
+                        "before running a task; is the initializer failing? "
+                        "The pool was terminated"
+                    )
+                    continue
+            _replace_worker(workers, slot)
         else:
             return
 

@@ -197,6 +197,22 @@ def test_task_timeout_kills_an_overrunning_task(ctx: Any) -> None:
 # --- terminate -----------------------------------------------------------------------
 
 
+def test_a_failing_initializer_breaks_the_pool_instead_of_respawning_forever(ctx: Any) -> None:
+    # The stdlib starts replacement workers forever here and the task never finishes.
+    pool = ctx.Pool(2, initializer=t.failing_initializer)
+    try:
+        result = pool.apply_async(t.square, (3,))
+        with pytest.raises(mp.ProcessError, match="initializer"):
+            result.get(timeout=PROMPT)
+        with pytest.raises(ValueError):
+            pool.apply_async(t.square, (3,))
+        pool.close()
+        pool.join()
+        assert mp.active_children() == []
+    finally:
+        pool.terminate()
+
+
 def test_terminate_with_long_tasks_running_fails_them_promptly(ctx: Any, tmp_path: Path) -> None:
     pool = ctx.Pool(2)
     results = [pool.apply_async(t.announce_and_sleep, (str(tmp_path), i, 60)) for i in range(4)]

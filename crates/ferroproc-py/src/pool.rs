@@ -256,7 +256,8 @@ impl PyPoolEngine {
     }
 
     /// The next event, waiting until `timeout`: `("ready", job_id)`,
-    /// `("exited", slot, pid, returncode, replace)` or `("finished",)`; `None` on timeout.
+    /// `("exited", slot, pid, returncode, replace, started)` or `("finished",)`; `None` on
+    /// timeout.
     #[pyo3(signature = (timeout = None))]
     fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyAny>>> {
         let deadline = deadline_after(timeout)?;
@@ -270,7 +271,8 @@ impl PyPoolEngine {
                         pid,
                         status,
                         replace,
-                    } => ("exited", slot, pid, status.returncode(), replace)
+                        started,
+                    } => ("exited", slot, pid, status.returncode(), replace, started)
                         .into_pyobject(py)?
                         .into_any()
                         .unbind(),
@@ -299,6 +301,17 @@ impl PyPoolEngine {
     /// Stops the engine's threads (terminating first if needed).
     fn shutdown(&self, py: Python<'_>) {
         py.detach(|| self.engine.shutdown());
+    }
+
+    /// Gives up on the pool for `reason`: terminates it; `broken` then says why.
+    fn break_with(&self, py: Python<'_>, reason: String) {
+        py.detach(|| self.engine.break_with(reason));
+    }
+
+    /// Why the pool was given up on, or `None`.
+    #[getter]
+    fn broken(&self) -> Option<String> {
+        self.engine.broken()
     }
 
     /// Whether `close` or `terminate` was called.

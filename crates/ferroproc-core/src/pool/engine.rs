@@ -300,6 +300,18 @@ impl Engine {
         self.shared.wake_supervisor();
     }
 
+    /// Gives up on the pool for `reason` (its workers cannot start, say): terminates it,
+    /// and [`broken`](Self::broken) says why, for the errors of the cancelled tasks.
+    pub fn break_with(&self, reason: String) {
+        self.shared.lock().broken.get_or_insert(reason);
+        self.terminate();
+    }
+
+    /// Why the pool was given up on, if it was.
+    pub fn broken(&self) -> Option<String> {
+        self.shared.lock().broken.clone()
+    }
+
     /// Whether [`close`](Self::close) or [`terminate`](Self::terminate) was called.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().closed

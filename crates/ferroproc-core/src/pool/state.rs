@@ -44,6 +44,9 @@ pub enum Event {
         status: ExitStatus,
         /// Whether to start a replacement.
         replace: bool,
+        /// Whether it had started any task (a worker that exits before its first task
+        /// failed to start: its initializer raised, say).
+        started: bool,
     },
     /// The pool is closed or terminated, every task is settled and every worker gone.
     Finished,
@@ -138,6 +141,8 @@ pub(crate) struct State {
     pub(crate) finished: bool,
     /// The engine's threads are stopping.
     pub(crate) shutting_down: bool,
+    /// Why the embedder gave up on the pool (see [`Engine::break_with`]).
+    pub(crate) broken: Option<String>,
     /// Mean task run time, an exponentially weighted average in nanoseconds.
     mean_run_ns: Option<f64>,
     pub(crate) events: VecDeque<Event>,
@@ -399,6 +404,7 @@ impl State {
             return;
         };
         let started = slots.read(slot).map(|s| s.ticket).unwrap_or(0);
+        let started_any = started != 0;
         let ran = worker
             .outstanding
             .iter()
@@ -448,6 +454,7 @@ impl State {
             pid: worker.pid,
             status,
             replace,
+            started: started_any,
         });
         self.check_finished();
     }

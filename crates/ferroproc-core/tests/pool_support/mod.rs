@@ -544,6 +544,7 @@ impl Pool {
                     pid,
                     status,
                     replace,
+                    ..
                 } => Some((slot, pid, status, replace)),
                 _ => None,
             })
