@@ -54,17 +54,40 @@ impl PoolCodec {
         Ok(Encoded::new(obj, || Ok(self.dumps.bind(py).clone()))?.to_vec())
     }
 
-    /// A task payload: bytes, or a file when it is large.
-    fn payload(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Payload> {
-        let encoded = Encoded::new(obj, || Ok(self.dumps.bind(py).clone()))?;
-        let parts = encoded.parts();
-        let total: usize = parts.iter().map(|part| part.len()).sum();
-        if total < FILE_PAYLOAD_MIN {
-            return Ok(Payload::Inline(parts.concat().into()));
+    /// Task payloads: bytes, or files for large ones (written outside the GIL, several
+    /// at once).
+    fn payloads(&self, py: Python<'_>, tasks: &Bound<'_, PyAny>) -> PyResult<Vec<Payload>> {
+        let mut encoded = Vec::new();
+        for task in tasks.try_iter()? {
+            encoded.push(Encoded::new(&task?, || Ok(self.dumps.bind(py).clone()))?);
+        }
+        let mut payloads: Vec<Option<Payload>> = Vec::with_capacity(encoded.len());
+        let mut large: Vec<Vec<&[u8]>> = Vec::new();
+        for item in &encoded {
+            let parts = item.parts();
+            let total: usize = parts.iter().map(|part| part.len()).sum();
+            if total < FILE_PAYLOAD_MIN {
+                payloads.push(Some(Payload::Inline(parts.concat().into())));
+            } else {
+                payloads.push(None);
+                large.push(parts);
+            }
+        }
+        if large.is_empty() {
+            return Ok(payloads.into_iter().flatten().collect());
         }
         // The buffers stay exported (and so alive and unmoved) while `encoded` lives.
-        let file = py.detach(|| TaskFile::create(&parts)).or_raise()?;
-        Ok(Payload::File(Arc::new(file)))
+        let mut files = py.detach(|| TaskFile::create_many(&large)).into_iter();
+        payloads
+            .into_iter()
+            .map(|payload| match payload {
+                Some(payload) => Ok(payload),
+                None => {
+                    let file = files.next().expect("one file per large payload");
+                    Ok(Payload::File(Arc::new(file.or_raise()?)))
+                }
+            })
+            .collect()
     }
 
     fn decode(&self, py: Python<'_>, message: &[u8]) -> PyResult<Py<PyAny>> {
@@ -241,10 +264,7 @@ impl PyPoolEngine {
         tasks: &Bound<'_, PyAny>,
         seal: bool,
     ) -> PyResult<usize> {
-        let mut payloads: Vec<Payload> = Vec::new();
-        for task in tasks.try_iter()? {
-            payloads.push(self.codec.payload(py, &task?)?);
-        }
+        let payloads = self.codec.payloads(py, tasks)?;
         let count = payloads.len();
         let job = Arc::clone(&job.job);
         py.detach(|| self.engine.submit(&job, token, tag, payloads))

@@ -55,6 +55,9 @@ fn os(operation: &'static str) -> impl Fn(rustix::io::Errno) -> PoolError {
     }
 }
 
+/// The most threads that write task files at once (see [`TaskFile::create_many`]).
+const WRITERS_MAX: usize = 4;
+
 impl TaskFile {
     /// Writes a payload made of `parts` into a new memfd.
     pub fn create(parts: &[&[u8]]) -> Result<Self, PoolError> {
@@ -65,6 +68,35 @@ impl TaskFile {
             offset += part.len() as u64;
         }
         Ok(Self { file, len: offset })
+    }
+
+    /// [`create`](Self::create) for several payloads, on several threads: what costs is
+    /// the kernel allocating each file's pages (about 0.7 ms per MB on a small VM), which
+    /// scales across files though not within one.
+    pub fn create_many(payloads: &[Vec<&[u8]>]) -> Vec<Result<Self, PoolError>> {
+        let writers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(WRITERS_MAX)
+            .min(payloads.len());
+        if writers <= 1 {
+            return payloads.iter().map(|parts| Self::create(parts)).collect();
+        }
+        let mut results: Vec<Option<Result<Self, PoolError>>> =
+            payloads.iter().map(|_| None).collect();
+        let share = payloads.len().div_ceil(writers);
+        std::thread::scope(|scope| {
+            for (outputs, inputs) in results.chunks_mut(share).zip(payloads.chunks(share)) {
+                scope.spawn(move || {
+                    for (output, parts) in outputs.iter_mut().zip(inputs) {
+                        *output = Some(Self::create(parts));
+                    }
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or(Err(PoolError::Corrupt("a writer thread panicked"))))
+            .collect()
     }
 
     /// Writes the task's header and seals the file: from here on nobody can change it, so
