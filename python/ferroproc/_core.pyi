@@ -270,6 +270,8 @@ class Channel:
         self, block: bool = True, timeout: float | None = None, max_messages: int | None = None
     ) -> list[Any]:
         """Take at least one object (waiting like ``get``), then all already there."""
+    def prefault(self) -> None:
+        """Allocate every page of the ring now rather than at first use."""
     def qsize(self) -> int:
         """Messages in the queue (approximate)."""
     def empty(self) -> bool:

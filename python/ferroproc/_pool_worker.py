@@ -79,6 +79,7 @@ def worker(
         inbox.channel, results.channel, slots.fd, slot, queues._dumps, queues._loads
     )
     slots.close()
+    inbox.channel.prefault()
     if initializer is not None:
         initializer(*initargs)
     functions: dict[int, Callable[..., Any]] = {}

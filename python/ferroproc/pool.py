@@ -67,6 +67,10 @@ TERMINATE = "TERMINATE"
 
 #: How many chunks ``imap`` keeps submitted but unfinished while it reads a lazy input.
 IN_FLIGHT_PER_WORKER = 64
+#: A worker's inbox ring: tasks up to half of it pass through it, larger ones travel as
+#: files of their own (at 1 MiB, see ``FILE_PAYLOAD_MIN`` in the bindings). The worker
+#: allocates its pages while it starts, so the first tasks do not pay for them.
+INBOX_CAPACITY = 2 << 20
 #: After this many workers in a row exit before running a task (an initializer that
 #: raises), the pool stops replacing them and fails what waits, instead of starting
 #: processes forever as the stdlib does.
@@ -225,7 +229,7 @@ class _Workers:
         self.failed_starts = 0
 
     def start(self, slot: int) -> None:
-        inbox = _core.Channel()
+        inbox = _core.Channel(INBOX_CAPACITY)
         process = self.process_factory(
             self.ctx,
             target=worker,

@@ -571,6 +571,11 @@ impl PyChannel {
         Ok(list)
     }
 
+    /// Allocates every page of the ring now rather than at first use.
+    fn prefault(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.channel.prefault()).or_raise()
+    }
+
     /// Messages in the queue (approximate).
     fn qsize(&self) -> u64 {
         self.channel.ring().len()

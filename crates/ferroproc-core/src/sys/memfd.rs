@@ -74,3 +74,12 @@ pub(crate) fn pread_full(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Res
     }
     Ok(done)
 }
+
+/// `fallocate(fd, 0, 0, len)`: allocates the file's pages now, so the first writes into a
+/// mapping of it do not each stop to allocate one.
+///
+/// # References
+///  - [fallocate(2)](https://man7.org/linux/man-pages/man2/fallocate.2.html)
+pub(crate) fn allocate(fd: BorrowedFd<'_>, len: u64) -> Result<()> {
+    rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, len)
+}
