@@ -38,6 +38,9 @@ pub const CANCELLED: u8 = 4;
 /// The value came back but could not be decoded: the exception decoding raised.
 pub const UNDECODABLE: u8 = 5;
 
+/// `MADV_POPULATE_READ` (Linux 5.14): populate a mapping's page tables for reading.
+const MADV_POPULATE_READ: i32 = 22;
+
 /// From this size on, a task's payload is written to a file of its own and mapped by the
 /// worker, instead of being copied through its inbox twice.
 const FILE_PAYLOAD_MIN: usize = 1 << 20;
@@ -496,6 +499,10 @@ impl PyWorker {
                 let mapping = mmap
                     .getattr("mmap")?
                     .call((file.as_raw_fd(), *len), Some(&kwargs))?;
+                // Map every page now, read-only until written (Linux 5.14+; older kernels
+                // refuse it, and then pages are mapped as they are first read): one call
+                // instead of a fault per page.
+                let _ = mapping.call_method1("madvise", (MADV_POPULATE_READ,));
                 let view = py
                     .import("builtins")?
                     .getattr("memoryview")?
