@@ -31,3 +31,19 @@ def die_once_then_sum(array: Any, marker: str) -> float:
 
 def sum_of_chunk(chunk: Any) -> float:
     return float(chunk.sum())
+
+
+def make_array(size: int, value: float) -> Any:
+    import numpy
+
+    return numpy.full(size, value)
+
+
+def make_arrays(size: int) -> list[Any]:
+    import numpy
+
+    return [numpy.full(size, float(i)) for i in range(3)]
+
+
+def make_array_of(size: int) -> Any:
+    return make_array(size, 7.0)

@@ -1,8 +1,9 @@
 """Large arguments: NumPy arrays travel to pool workers through shared memory.
 
 A payload of a megabyte or more is written once into a sealed memfd that the worker maps
-copy-on-write; a list of small arrays travels as their raw items. Both must give the
-worker what pickling would: equal, writable arrays whose changes stay in the worker.
+copy-on-write, and a large result comes back the same way; a list of small arrays travels
+as their raw items. Each must give what pickling would: equal, writable arrays whose
+changes stay on their side.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from _payload_targets import checksum_and_scribble, die_once_then_sum, sum_of_chunk, sums
+from _payload_targets import (
+    checksum_and_scribble,
+    die_once_then_sum,
+    make_array,
+    make_array_of,
+    make_arrays,
+    sum_of_chunk,
+    sums,
+)
 from _support import DEADLINE, mp
 
 numpy = pytest.importorskip("numpy")
@@ -56,3 +65,18 @@ def test_a_large_payload_is_sent_again_when_its_worker_dies(tmp_path: Path) -> N
         result = pool.apply_async(die_once_then_sum, (array, str(marker)))
         assert result.get(timeout=DEADLINE) == float(array.sum())
     assert marker.exists()
+
+
+@pytest.mark.parametrize("size", [1_000, 200_000, 1_000_000])
+def test_large_results_come_back_equal_and_writable(ctx: Any, size: int) -> None:
+    with ctx.Pool(2) as pool:
+        results = pool.starmap(make_array, [(size, float(i)) for i in range(4)], chunksize=1)
+        arrays = pool.apply(make_arrays, (size,))
+        streamed = list(pool.imap(make_array_of, [size] * 3))
+    for i, array in enumerate(results):
+        assert array.shape == (size,)
+        assert (array == float(i)).all()
+        assert array.flags.writeable
+        array[0] = -1.0
+    assert [float(a[0]) for a in arrays] == [0.0, 1.0, 2.0]
+    assert all(a.shape == (size,) for a in streamed)

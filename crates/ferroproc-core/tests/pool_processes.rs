@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::watchdog;
-use ferroproc_core::pool::{Event, Gathered, Outcome, PoolConfig, PoolError};
+use ferroproc_core::pool::{Event, Gathered, Outcome, PoolConfig, PoolError, Value};
 use ferroproc_core::process::ExitStatus;
 use pool_support::*;
 
@@ -71,13 +71,19 @@ fn a_thousand_tasks_return_in_order_and_each_finishes_once() {
 
     pool.wait(&ordered);
     let expected: Vec<Vec<u8>> = (0..1000).map(squared).collect();
-    assert_eq!(ordered.take_all(), Some(Gathered::AllReturned(expected)));
+    assert_eq!(
+        ordered.take_all(),
+        Some(Gathered::AllReturned(values(expected)))
+    );
 
     pool.wait(&unordered);
     let outcomes = outcomes_as_finished(&unordered);
     assert_eq!(outcomes.len(), 1000);
     for (index, outcome) in outcomes {
-        assert_eq!(outcome, Outcome::Returned(squared(1000 + index as u64)));
+        assert_eq!(
+            outcome,
+            Outcome::Returned(squared(1000 + index as u64).into())
+        );
     }
     assert_eq!(unordered.finished(), 1000);
 
@@ -109,9 +115,9 @@ fn raising_and_exiting_tasks_fail_alone() {
     pool.wait(&job);
     let outcomes = outcomes_as_finished(&job);
     let expected = BTreeMap::from([
-        (0, Outcome::Returned(squared(0))),
+        (0, Outcome::Returned(squared(0).into())),
         (1, Outcome::Raised(raised_message(1))),
-        (2, Outcome::Returned(squared(2))),
+        (2, Outcome::Returned(squared(2).into())),
         (
             3,
             Outcome::WorkerLost {
@@ -119,7 +125,7 @@ fn raising_and_exiting_tasks_fail_alone() {
                 status: ExitStatus::Exited(3),
             },
         ),
-        (4, Outcome::Returned(squared(4))),
+        (4, Outcome::Returned(squared(4).into())),
     ]);
     assert_eq!(outcomes, expected);
     assert_eq!(pool.exits(), vec![(0, first, ExitStatus::Exited(3), true)]);
@@ -182,7 +188,11 @@ fn a_worker_killed_mid_task_fails_only_that_task() {
             };
             assert_eq!(outcome, &lost);
         } else {
-            assert_eq!(outcome, &Outcome::Returned(squared(index)), "task {index}");
+            assert_eq!(
+                outcome,
+                &Outcome::Returned(squared(index).into()),
+                "task {index}"
+            );
         }
     }
     // The tasks queued behind the victim were handed on, not run twice.
@@ -205,7 +215,10 @@ fn a_worker_killed_mid_task_fails_only_that_task() {
     pool.submit_all(&later, payloads);
     pool.wait(&later);
     let expected = (100..120).map(squared).collect();
-    assert_eq!(later.take_all(), Some(Gathered::AllReturned(expected)));
+    assert_eq!(
+        later.take_all(),
+        Some(Gathered::AllReturned(values(expected)))
+    );
     let by_replacement = pool
         .log()
         .iter()
@@ -266,7 +279,11 @@ fn a_retried_task_survives_one_worker_death() {
             };
             assert_eq!(outcome, &lost);
         } else {
-            assert_eq!(outcome, &Outcome::Returned(squared(index)), "task {index}");
+            assert_eq!(
+                outcome,
+                &Outcome::Returned(squared(index).into()),
+                "task {index}"
+            );
         }
     }
     let starts = starts(&log);
@@ -317,7 +334,11 @@ fn a_task_past_its_timeout_is_killed_and_times_out() {
             };
             assert_eq!(outcome, &timed_out);
         } else {
-            assert_eq!(outcome, &Outcome::Returned(squared(index)), "task {index}");
+            assert_eq!(
+                outcome,
+                &Outcome::Returned(squared(index).into()),
+                "task {index}"
+            );
         }
     }
     assert!(starts(&pool.log()).values().all(|&n| n == 1));
@@ -349,7 +370,10 @@ fn workers_at_their_task_limit_are_replaced() {
     pool.submit_all(&job, squares(0..10));
     pool.wait(&job);
     let expected = (0..10).map(squared).collect();
-    assert_eq!(job.take_all(), Some(Gathered::AllReturned(expected)));
+    assert_eq!(
+        job.take_all(),
+        Some(Gathered::AllReturned(values(expected)))
+    );
 
     let log = pool.log();
     assert!(starts(&log).values().all(|&n| n == 1));
@@ -402,7 +426,10 @@ fn close_stops_idle_workers_and_finishes() {
     busy.submit_all(&job, payloads);
     close_and_finish(&busy);
     let expected = (0..20).map(squared).collect();
-    assert_eq!(job.take_all(), Some(Gathered::AllReturned(expected)));
+    assert_eq!(
+        job.take_all(),
+        Some(Gathered::AllReturned(values(expected)))
+    );
     assert!(busy
         .exits()
         .iter()
@@ -505,7 +532,7 @@ fn random_worker_kills_lose_or_duplicate_no_task() {
     let mut lost = 0;
     for (index, outcome) in &outcomes {
         match outcome {
-            Outcome::Returned(value) => assert_eq!(value, &squared(*index as u64)),
+            Outcome::Returned(value) => assert_eq!(value, &squared(*index as u64).into()),
             Outcome::WorkerLost { pid, status } => {
                 assert!(killed_set.contains(pid), "task {index} lost to {pid}");
                 assert_eq!(*status, KILLED);
@@ -628,4 +655,9 @@ fn a_replacement_asked_for_before_the_pool_finished_does_not_hang_it() {
     returned
         .recv_timeout(WAIT)
         .expect("Engine::shutdown hung after a late replacement");
+}
+
+/// Expected values, as the engine hands them back.
+fn values(bytes: Vec<Vec<u8>>) -> Vec<Value> {
+    bytes.into_iter().map(Value::from).collect()
 }

@@ -4,6 +4,7 @@
 //! Payloads are encoded with the same codec as queues (native scalars, otherwise a
 //! pickle with out-of-band buffers) through the `dumps`/`loads` the Python layer passes.
 
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use ferroproc_core::channel::Wait;
 use ferroproc_core::pool::wire::{TaskKind, TASK_HEADER_LEN};
 use ferroproc_core::pool::{
     Engine, Event, Gathered, Job, Outcome, Payload, PoolConfig, PoolError, Report, TaskBody,
-    TaskFile, WorkerLink, WorkerSlots, FUNCTIONS_PER_WORKER,
+    TaskFile, Value, WorkerLink, WorkerSlots, FUNCTIONS_PER_WORKER,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -44,6 +45,41 @@ const MADV_POPULATE_READ: i32 = 22;
 /// From this size on, a task's payload is written to a file of its own and mapped by the
 /// worker, instead of being copied through its inbox twice.
 const FILE_PAYLOAD_MIN: usize = 1 << 20;
+
+/// A view of a sealed file's bytes from `offset` on, through a private writable mapping
+/// (copy-on-write): arrays decoded over it are not copied, stay writable, and what is
+/// written to them stays in this process. The mapping lives as long as the view.
+fn map_private<'py>(
+    py: Python<'py>,
+    file: std::os::fd::BorrowedFd<'_>,
+    len: u64,
+    offset: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    use std::os::fd::AsRawFd;
+    let mmap = py.import("mmap")?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("flags", mmap.getattr("MAP_PRIVATE")?)?;
+    let prot = mmap.getattr("PROT_READ")?.extract::<i64>()?
+        | mmap.getattr("PROT_WRITE")?.extract::<i64>()?;
+    kwargs.set_item("prot", prot)?;
+    // mmap duplicates the descriptor; the mapping outlives this call.
+    let mapping = mmap
+        .getattr("mmap")?
+        .call((file.as_raw_fd(), len), Some(&kwargs))?;
+    // Map every page now, read-only until written (Linux 5.14+; older kernels refuse it,
+    // and then pages are mapped as they are first read): one call, not a fault per page.
+    let _ = mapping.call_method1("madvise", (MADV_POPULATE_READ,));
+    let view = py
+        .import("builtins")?
+        .getattr("memoryview")?
+        .call1((mapping,))?;
+    view.get_item(pyo3::types::PySlice::new(
+        py,
+        offset as isize,
+        isize::MAX,
+        1,
+    ))
+}
 
 /// The pool's `dumps`/`loads`.
 #[derive(Debug)]
@@ -93,6 +129,19 @@ impl PoolCodec {
             .collect()
     }
 
+    /// A task's value: decoded from its bytes, or over a mapping of its file.
+    fn decode_value(&self, py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
+        match value {
+            Value::Bytes(bytes) => self.decode(py, bytes),
+            Value::File { file, offset, len } => {
+                let view = map_private(py, file.as_fd(), *len, *offset)?;
+                decode_view(py, &view, |data, buffers| {
+                    self.loads.call1(py, (data, buffers))
+                })
+            }
+        }
+    }
+
     fn decode(&self, py: Python<'_>, message: &[u8]) -> PyResult<Py<PyAny>> {
         decode(py, message, |data, buffers| {
             self.loads.call1(py, (data, buffers))
@@ -109,7 +158,7 @@ impl PoolCodec {
             )
         };
         match outcome {
-            Outcome::Returned(value) => match self.decode(py, &value) {
+            Outcome::Returned(value) => match self.decode_value(py, &value) {
                 Ok(value) => pair(RETURNED, value),
                 Err(err) => pair(UNDECODABLE, err.into_value(py).into_any()),
             },
@@ -410,7 +459,7 @@ impl PyJob {
             Some(Gathered::AllReturned(values)) => {
                 let list = PyList::empty(py);
                 for value in values {
-                    match self.codec.decode(py, &value) {
+                    match self.codec.decode_value(py, &value) {
                         Ok(value) => list.append(value)?,
                         Err(err) => {
                             let failure = (UNDECODABLE, err.into_value(py));
@@ -488,31 +537,7 @@ impl PyWorker {
         match task.body() {
             TaskBody::Bytes(_) => self.codec.decode(py, task.payload()),
             TaskBody::File { file, len } => {
-                use std::os::fd::AsRawFd;
-                let mmap = py.import("mmap")?;
-                let kwargs = pyo3::types::PyDict::new(py);
-                kwargs.set_item("flags", mmap.getattr("MAP_PRIVATE")?)?;
-                let prot = mmap.getattr("PROT_READ")?.extract::<i64>()?
-                    | mmap.getattr("PROT_WRITE")?.extract::<i64>()?;
-                kwargs.set_item("prot", prot)?;
-                // mmap duplicates the descriptor; the mapping outlives this call.
-                let mapping = mmap
-                    .getattr("mmap")?
-                    .call((file.as_raw_fd(), *len), Some(&kwargs))?;
-                // Map every page now, read-only until written (Linux 5.14+; older kernels
-                // refuse it, and then pages are mapped as they are first read): one call
-                // instead of a fault per page.
-                let _ = mapping.call_method1("madvise", (MADV_POPULATE_READ,));
-                let view = py
-                    .import("builtins")?
-                    .getattr("memoryview")?
-                    .call1((mapping,))?;
-                let payload = view.get_item(pyo3::types::PySlice::new(
-                    py,
-                    TASK_HEADER_LEN as isize,
-                    isize::MAX,
-                    1,
-                ))?;
+                let payload = map_private(py, file.as_fd(), *len, TASK_HEADER_LEN as u64)?;
                 decode_view(py, &payload, |data, buffers| {
                     self.codec.loads.call1(py, (data, buffers))
                 })

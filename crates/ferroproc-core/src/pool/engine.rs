@@ -12,10 +12,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::job::{Job, Outcome};
-use super::payload::Payload;
+use super::job::{Job, Outcome, Value};
+use super::payload::{read_all, read_sealed_prefix, Payload, Received, ReceivedSink};
 use super::state::{Event, State, Worker};
-use super::wire::{ResultHeader, ResultKind};
+use super::wire::{ResultHeader, ResultKind, RESULT_HEADER_LEN};
 use super::{PoolError, WorkerSlots};
 use crate::channel::{Channel, PutLimits, Wait};
 use crate::process::ExitStatus;
@@ -364,12 +364,12 @@ impl Drop for Engine {
 
 /// The collector thread: reads results until told to stop.
 fn collect(shared: Arc<Shared>) {
-    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(RESULT_BATCH);
+    let mut sink = ReceivedSink::default();
     loop {
-        batch.clear();
+        sink.0.clear();
         match shared
             .results
-            .get_many(shared.me, RESULT_BATCH, &mut batch, None, &mut || true)
+            .get_many_into(shared.me, RESULT_BATCH, &mut sink, None, &mut || true)
         {
             Ok(Wait::Done(_)) => {}
             Ok(_) => continue,
@@ -380,20 +380,26 @@ fn collect(shared: Arc<Shared>) {
                 continue;
             }
         }
+        // Headers of files are read before taking the lock: they cost a system call.
+        let reports: Vec<(ResultHeader, Value)> =
+            sink.0.drain(..).filter_map(open_report).collect();
         let mut state = shared.lock();
         let mut stop = false;
-        for message in batch.drain(..) {
-            let Ok((header, payload)) = ResultHeader::decode(&message) else {
-                continue;
-            };
+        for (header, value) in reports {
             let slot = header.slot as usize;
             match header.kind {
                 ResultKind::Returned => {
-                    let outcome = Outcome::Returned(payload.to_vec());
+                    let outcome = Outcome::Returned(value);
                     state.task_settled(slot, header.ticket, header.run_ns, outcome);
                 }
                 ResultKind::Raised => {
-                    let outcome = Outcome::Raised(payload.to_vec());
+                    let report = match value {
+                        Value::Bytes(bytes) => bytes,
+                        Value::File { file, offset, len } => {
+                            read_all(file.as_fd(), offset, len).unwrap_or_default()
+                        }
+                    };
+                    let outcome = Outcome::Raised(report);
                     state.task_settled(slot, header.ticket, header.run_ns, outcome);
                 }
                 ResultKind::WorkerExited => {
@@ -411,6 +417,28 @@ fn collect(shared: Arc<Shared>) {
         }
         if stop {
             return;
+        }
+    }
+}
+
+/// A received report's header and value; `None` for a damaged one (dropped: its task
+/// then settles when its worker's exit is, or never had a result to lose).
+fn open_report(received: Received) -> Option<(ResultHeader, Value)> {
+    match received {
+        Received::Bytes(mut message) => {
+            let (header, _) = ResultHeader::decode(&message).ok()?;
+            message.drain(..RESULT_HEADER_LEN);
+            Some((header, Value::Bytes(message)))
+        }
+        Received::File(file) => {
+            let (prefix, len) = read_sealed_prefix::<RESULT_HEADER_LEN>(file.as_fd()).ok()?;
+            let (header, _) = ResultHeader::decode(&prefix).ok()?;
+            let value = Value::File {
+                file: Arc::new(file),
+                offset: RESULT_HEADER_LEN as u64,
+                len,
+            };
+            Some((header, value))
         }
     }
 }

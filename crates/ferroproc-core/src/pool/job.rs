@@ -2,16 +2,52 @@
 //! and the waits on them.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::process::ExitStatus;
+
+/// A task's encoded value, as its worker sent it.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// The bytes.
+    Bytes(Vec<u8>),
+    /// A sealed file holding them from `offset` on (a large value: the reader maps it).
+    File {
+        /// The file.
+        file: Arc<OwnedFd>,
+        /// Where the value starts in it.
+        offset: u64,
+        /// The file's length.
+        len: u64,
+    },
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Bytes(bytes)
+    }
+}
+
+/// Files are equal when they are the same open file.
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Bytes(a), Self::Bytes(b)) => a == b,
+            (Self::File { file: a, .. }, Self::File { file: b, .. }) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Value {}
 
 /// How one task of a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The task returned; its encoded value.
-    Returned(Vec<u8>),
+    Returned(Value),
     /// The task raised; the encoded exception.
     Raised(Vec<u8>),
     /// The worker running the task died.
@@ -75,7 +111,7 @@ pub struct Job {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Gathered {
     /// Every task returned: their values, in task order.
-    AllReturned(Vec<Vec<u8>>),
+    AllReturned(Vec<Value>),
     /// A task failed: the first failure (an outcome other than `Returned`).
     Failed(Outcome),
 }
@@ -307,7 +343,7 @@ mod tests {
     use super::*;
 
     fn returned(byte: u8) -> Outcome {
-        Outcome::Returned(vec![byte])
+        Outcome::Returned(vec![byte].into())
     }
 
     #[test]
@@ -321,7 +357,7 @@ mod tests {
         assert!(job.wait_ready(Some(Instant::now())));
         assert_eq!(
             job.take_all(),
-            Some(Gathered::AllReturned(vec![vec![0], vec![1]]))
+            Some(Gathered::AllReturned(vec![vec![0].into(), vec![1].into()]))
         );
     }
 

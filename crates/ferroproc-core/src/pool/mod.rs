@@ -30,7 +30,7 @@ mod worker;
 
 pub use engine::{Engine, PoolConfig, WorkerProcess};
 pub use error::PoolError;
-pub use job::{Gathered, Job, Outcome};
+pub use job::{Gathered, Job, Outcome, Value};
 pub use payload::{read_file_header, Payload, TaskFile};
 pub use slots::{Started, WorkerSlots};
 pub use state::{Event, FUNCTIONS_PER_WORKER};

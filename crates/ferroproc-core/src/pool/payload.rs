@@ -13,6 +13,7 @@ use rustix::fs::SealFlags;
 
 use super::wire::{TaskHeader, TASK_HEADER_LEN};
 use super::PoolError;
+use crate::channel::{ChannelError, Fill, MessageSink};
 use crate::sys;
 
 /// A task's encoded arguments.
@@ -130,19 +131,69 @@ impl TaskFile {
 /// Reads the header at the start of a task file a worker received, after checking that
 /// the file is sealed (its sender can no longer change it).
 pub fn read_file_header(file: BorrowedFd<'_>) -> Result<(TaskHeader, u64), PoolError> {
-    let seals = sys::memfd::seals(file).map_err(os("fcntl(F_GET_SEALS)"))?;
-    if !seals.contains(SealFlags::SHRINK | SealFlags::WRITE) {
-        return Err(PoolError::Corrupt("a task file that is not sealed"));
-    }
-    let len = sys::memfd::size(file).map_err(os("fstat"))?;
-    let mut header = [0u8; TASK_HEADER_LEN];
-    let read = sys::memfd::pread_full(file, &mut header, 0).map_err(os("pread"))?;
-    if read != TASK_HEADER_LEN {
-        return Err(PoolError::Corrupt("a task file shorter than its header"));
-    }
+    let (header, len) = read_sealed_prefix::<TASK_HEADER_LEN>(file)?;
     let (header, definition, _) = TaskHeader::decode(&header)?;
     if !definition.is_empty() {
         return Err(PoolError::Corrupt("a task file that claims a definition"));
     }
     Ok((header, len))
+}
+
+/// A message taken from a pool channel: its bytes, or (a spilled one) its sealed file.
+#[derive(Debug)]
+pub(crate) enum Received {
+    Bytes(Vec<u8>),
+    File(OwnedFd),
+}
+
+/// Takes messages as bytes, and spilled ones as their files, to be mapped, not copied.
+#[derive(Debug, Default)]
+pub(crate) struct ReceivedSink(pub(crate) Vec<Received>);
+
+impl MessageSink for ReceivedSink {
+    fn take(&mut self, len: usize, _first: u8, fill: &mut Fill<'_>) -> Result<(), ChannelError> {
+        let mut message = vec![0u8; len];
+        fill(0, &mut message)?;
+        self.0.push(Received::Bytes(message));
+        Ok(())
+    }
+
+    fn wants_files(&self) -> bool {
+        true
+    }
+
+    fn take_file(&mut self, file: OwnedFd) -> Result<(), ChannelError> {
+        self.0.push(Received::File(file));
+        Ok(())
+    }
+}
+
+/// Checks that a received file is sealed and reads its first `N` bytes; returns them and
+/// the file's length.
+pub(crate) fn read_sealed_prefix<const N: usize>(
+    file: BorrowedFd<'_>,
+) -> Result<([u8; N], u64), PoolError> {
+    let seals = sys::memfd::seals(file).map_err(os("fcntl(F_GET_SEALS)"))?;
+    if !seals.contains(SealFlags::SHRINK | SealFlags::WRITE) {
+        return Err(PoolError::Corrupt("a file that is not sealed"));
+    }
+    let len = sys::memfd::size(file).map_err(os("fstat"))?;
+    let mut prefix = [0u8; N];
+    let read = sys::memfd::pread_full(file, &mut prefix, 0).map_err(os("pread"))?;
+    if read != N {
+        return Err(PoolError::Corrupt("a file shorter than its header"));
+    }
+    Ok((prefix, len))
+}
+
+/// Reads a whole received file (a large value the reader wants as bytes).
+pub(crate) fn read_all(file: BorrowedFd<'_>, from: u64, len: u64) -> Result<Vec<u8>, PoolError> {
+    let size = usize::try_from(len.saturating_sub(from))
+        .map_err(|_| PoolError::Corrupt("a file too large to read"))?;
+    let mut bytes = vec![0u8; size];
+    let read = sys::memfd::pread_full(file, &mut bytes, from).map_err(os("pread"))?;
+    if read != size {
+        return Err(PoolError::Corrupt("a file shorter than it says"));
+    }
+    Ok(bytes)
 }

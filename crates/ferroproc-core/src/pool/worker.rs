@@ -4,10 +4,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::payload::read_file_header;
-use super::wire::{ResultHeader, ResultKind, TaskHeader, TaskKind};
+use super::payload::{read_file_header, Received, ReceivedSink};
+use super::wire::{ResultHeader, ResultKind, TaskHeader, TaskKind, RESULT_HEADER_LEN};
 use super::{PoolError, WorkerSlots};
-use crate::channel::{Channel, ChannelError, Fill, MessageSink, PutLimits, Wait};
+use crate::channel::{Channel, PutLimits, Wait};
 
 /// A task as a worker receives it.
 #[derive(Debug)]
@@ -62,27 +62,8 @@ impl Task {
     }
 }
 
-/// Takes one message from the inbox, as bytes or (when spilled) as its file.
-#[derive(Default)]
-struct InboxSink(Option<TaskBody>);
-
-impl MessageSink for InboxSink {
-    fn take(&mut self, len: usize, _first: u8, fill: &mut Fill<'_>) -> Result<(), ChannelError> {
-        let mut message = vec![0u8; len];
-        fill(0, &mut message)?;
-        self.0 = Some(TaskBody::Bytes(message));
-        Ok(())
-    }
-
-    fn wants_files(&self) -> bool {
-        true
-    }
-
-    fn take_file(&mut self, file: OwnedFd) -> Result<(), ChannelError> {
-        self.0 = Some(TaskBody::File { file, len: 0 });
-        Ok(())
-    }
-}
+/// From this size on, a value goes back to the parent as a file of its own.
+pub const FILE_VALUE_MIN: usize = 1 << 20;
 
 /// What a worker reports about a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +117,7 @@ impl WorkerLink {
         deadline: Option<Instant>,
         keep_waiting: &mut dyn FnMut() -> bool,
     ) -> Result<Wait<Task>, PoolError> {
-        let mut sink = InboxSink::default();
+        let mut sink = ReceivedSink::default();
         match self
             .inbox
             .get_many_into(self.me, 1, &mut sink, deadline, keep_waiting)?
@@ -145,12 +126,12 @@ impl WorkerLink {
             Wait::TimedOut => return Ok(Wait::TimedOut),
             Wait::Stopped => return Ok(Wait::Stopped),
         }
-        let (header, body) = match sink.0 {
-            Some(TaskBody::Bytes(message)) => {
+        let (header, body) = match sink.0.pop() {
+            Some(Received::Bytes(message)) => {
                 let (header, _, _) = TaskHeader::decode(&message)?;
                 (header, TaskBody::Bytes(message))
             }
-            Some(TaskBody::File { file, .. }) => {
+            Some(Received::File(file)) => {
                 let (header, len) = read_file_header(file.as_fd())?;
                 (header, TaskBody::File { file, len })
             }
@@ -185,6 +166,20 @@ impl WorkerLink {
         let mut message: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
         message.push(&header);
         message.extend_from_slice(parts);
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        if total >= FILE_VALUE_MIN {
+            // A large value goes as a sealed file the parent maps instead of copying.
+            let file = self.results.spill().prepare(&message)?;
+            let len = (RESULT_HEADER_LEN + total) as u64;
+            return Ok(self.results.put_file(
+                self.me,
+                &file,
+                len,
+                PutLimits::default(),
+                None,
+                keep_waiting,
+            )?);
+        }
         Ok(self
             .results
             .put(self.me, &message, PutLimits::default(), None, keep_waiting)?)
