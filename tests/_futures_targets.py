@@ -14,26 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _pool_targets import add, getpid, raise_value_error, square, wait_for_file
 from _support import DEADLINE, wait_until, write_atomically
+
+__all__ = ["add", "getpid", "raise_value_error", "square", "wait_for_file"]
 
 # Set in each worker by `set_worker_global`, the executor's initializer in the tests.
 worker_global: Any = None
-
-
-def square(x: int) -> int:
-    return x * x
-
-
-def add(x: int, y: int = 0) -> int:
-    return x + y
-
-
-def getpid(_: object = None) -> int:
-    return os.getpid()
-
-
-def raise_value_error(message: str) -> None:
-    raise ValueError(message)
 
 
 def square_unless(x: int, bad: int) -> int:
@@ -48,13 +35,6 @@ def hold(started: str, go: str, value: Any = None) -> Any:
     write_atomically(started, str(os.getpid()))
     if not wait_until(Path(go).exists):
         raise RuntimeError(f"{go} never appeared")
-    return value
-
-
-def wait_for_file(path: str, value: Any = None) -> Any:
-    """Returns ``value`` once ``path`` exists."""
-    if not wait_until(Path(path).exists):
-        raise RuntimeError(f"{path} never appeared")
     return value
 
 

@@ -519,10 +519,7 @@ class Pool:
         progress: bool = False,
     ) -> list[Any]:
         """Apply ``func`` to every item, in parallel; return the results in order."""
-        result = self._map_async(func, iterable, MAP, chunksize)
-        if progress:
-            return _with_progress(result, len(result._job_lengths))
-        return _collect(result)
+        return self._map_now(func, iterable, MAP, chunksize, progress=progress)
 
     def starmap(
         self,
@@ -533,7 +530,18 @@ class Pool:
         progress: bool = False,
     ) -> list[Any]:
         """Like ``map``, calling ``func(*item)``."""
-        result = self._map_async(func, iterable, STARMAP, chunksize)
+        return self._map_now(func, iterable, STARMAP, chunksize, progress=progress)
+
+    def _map_now(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        kind: int,
+        chunksize: int | None,
+        *,
+        progress: bool,
+    ) -> list[Any]:
+        result = self._map_async(func, iterable, kind, chunksize)
         if progress:
             return _with_progress(result, len(result._job_lengths))
         return _collect(result)
