@@ -221,6 +221,25 @@ def test_cancel_a_future_still_waiting_for_a_worker(
     assert target in set(cf.as_completed([target], timeout=DEADLINE))
 
 
+@pytest.mark.ferroproc_only
+def test_after_many_short_calls_a_worker_still_holds_only_one_call_ahead(
+    executor: Any, tmp_path: Path, go: Path
+) -> None:
+    # Short calls teach the engine to queue deeply; an executor must keep what a worker
+    # holds small, or the calls queued in its inbox could not be cancelled.
+    assert list(executor.map(t.square, range(2000))) == [i * i for i in range(2000)]
+    held = hold_both_workers(executor, tmp_path, go)
+    queued = [executor.submit(t.wait_for_file, str(go), i) for i in range(6)]
+    cancelled = [f.cancel() for f in queued]
+    # One call may sit behind each running one; every other one is still cancellable.
+    assert cancelled.count(True) >= len(queued) - 2
+    go.touch()
+    assert [f.result(timeout=DEADLINE) for f in held] == [0, 1]
+    for future, was_cancelled in zip(queued, cancelled):
+        if not was_cancelled:
+            assert future.result(timeout=DEADLINE) in range(6)
+
+
 def test_cancel_a_running_future_returns_false(executor: Any, tmp_path: Path, go: Path) -> None:
     held = hold_both_workers(executor, tmp_path, go)
     assert held[0].cancel() is False

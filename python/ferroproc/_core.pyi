@@ -505,6 +505,7 @@ class PoolEngine:
         max_tasks_per_worker: int | None = None,
         task_timeout: float | None = None,
         retries: int = 0,
+        max_held: int | None = None,
     ) -> PoolEngine: ...
     @property
     def slots_fd(self) -> int:

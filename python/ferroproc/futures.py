@@ -383,6 +383,9 @@ class ProcessPoolExecutor(Executor):
                     self._mp_context,
                     task_timeout=self._task_timeout,
                     retries=self._retries,
+                    # A call in a worker's inbox cannot be cancelled: hold one queued
+                    # behind the running one, as the stdlib's call queue does.
+                    _max_held=2,
                 )
             except Exception as error:
                 broken = f"the executor could not start its worker processes: {error}"

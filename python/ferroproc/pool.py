@@ -352,6 +352,7 @@ class Pool:
         *,
         task_timeout: float | None = None,
         retries: int = 0,
+        _max_held: int | None = None,
     ) -> None:
         self._state = INIT
         from .context import _default_context
@@ -379,6 +380,7 @@ class Pool:
             max_tasks_per_worker=maxtasksperchild,
             task_timeout=task_timeout,
             retries=retries,
+            max_held=_max_held,
         )
         self._functions = _Functions(self._engine)
         self._cache: dict[int, ApplyResult] = {}

@@ -220,7 +220,7 @@ pub struct PyPoolEngine {
 impl PyPoolEngine {
     /// Starts an engine with `workers` slots reporting on `results`.
     #[new]
-    #[pyo3(signature = (workers, results, dumps, loads, *, max_tasks_per_worker = None, task_timeout = None, retries = 0))]
+    #[pyo3(signature = (workers, results, dumps, loads, *, max_tasks_per_worker = None, task_timeout = None, retries = 0, max_held = None))]
     fn new(
         workers: usize,
         results: &PyChannel,
@@ -229,6 +229,7 @@ impl PyPoolEngine {
         max_tasks_per_worker: Option<u64>,
         task_timeout: Option<f64>,
         retries: u32,
+        max_held: Option<usize>,
     ) -> PyResult<Self> {
         if workers == 0 {
             return Err(PyValueError::new_err("a pool needs at least one worker"));
@@ -249,6 +250,7 @@ impl PyPoolEngine {
             max_tasks_per_worker,
             task_timeout,
             retries,
+            max_held,
         };
         let engine = Engine::start(config, results.shared(), me_pid()).or_raise()?;
         Ok(Self {

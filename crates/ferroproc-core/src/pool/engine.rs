@@ -32,6 +32,10 @@ pub struct PoolConfig {
     pub task_timeout: Option<Duration>,
     /// How often a task whose worker died is run again before it fails.
     pub retries: u32,
+    /// The most tasks a worker holds at once, running and queued (`None`: as deep as
+    /// suits the tasks' run time). A task in a worker's inbox can no longer be
+    /// cancelled, so an executor that promises cancellation keeps this small.
+    pub max_held: Option<usize>,
 }
 
 /// A worker process as the engine sees it; the embedder starts it.

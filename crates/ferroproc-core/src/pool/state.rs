@@ -221,7 +221,9 @@ impl State {
 
     /// Hands pending tasks to workers with room, least loaded first.
     pub(crate) fn dispatch(&mut self, config: &PoolConfig, me: u32) {
-        let depth = self.depth();
+        let depth = config
+            .max_held
+            .map_or(self.depth(), |max| self.depth().min(max.max(1)));
         let mut full: Vec<bool> = vec![false; self.workers.len()];
         while let Some(&ticket) = self.pending.front() {
             let Some(slot) = self.least_loaded(depth, &full) else {
