@@ -1,6 +1,6 @@
 """Large arguments: NumPy arrays travel to pool workers through shared memory.
 
-A payload of a megabyte or more is written once into a sealed memfd that the worker maps
+A payload of 256 KiB or more is written once into a sealed memfd that the worker maps
 copy-on-write, and a large result comes back the same way; a list of small arrays travels
 as their raw items. Each must give what pickling would: equal, writable arrays whose
 changes stay on their side.

@@ -67,8 +67,8 @@ TERMINATE = "TERMINATE"
 
 #: How many chunks ``imap`` keeps submitted but unfinished while it reads a lazy input.
 IN_FLIGHT_PER_WORKER = 64
-#: A worker's inbox ring: tasks up to half of it pass through it, larger ones travel as
-#: files of their own (at 1 MiB, see ``FILE_PAYLOAD_MIN`` in the bindings). The worker
+#: A worker's inbox ring. Tasks of 256 KiB or more travel as files of their own (see
+#: ``FILE_PAYLOAD_MIN`` in the bindings), so this holds many small ones. The worker
 #: allocates its pages while it starts, so the first tasks do not pay for them.
 INBOX_CAPACITY = 2 << 20
 #: After this many workers in a row exit before running a task (an initializer that

@@ -62,8 +62,9 @@ impl Task {
     }
 }
 
-/// From this size on, a value goes back to the parent as a file of its own.
-pub const FILE_VALUE_MIN: usize = 1 << 20;
+/// From this size on, a value goes back to the parent as a file of its own, which the
+/// parent maps instead of copying out of the ring and again into Python.
+pub const FILE_VALUE_MIN: usize = 256 << 10;
 
 /// What a worker reports about a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
