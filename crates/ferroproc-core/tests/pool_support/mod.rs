@@ -505,7 +505,12 @@ impl Pool {
         if let Event::WorkerExited { slot, replace, .. } = event {
             lock(&self.live)[slot] = None;
             if replace {
-                self.spawn(slot);
+                // A replacement asked for just before the pool was closed and finished is
+                // refused (`NotRunning`), as an embedder must expect.
+                match self.try_spawn(slot) {
+                    Ok(_) | Err(PoolError::NotRunning) => {}
+                    Err(other) => panic!("register the worker: {other:?}"),
+                }
             }
         }
         lock(&self.events).push(event);
