@@ -263,7 +263,7 @@ class ThreadPool(Pool):
             raise TypeError("initializer must be a callable")
         self._processes = processes
         self._engine = _ThreadEngine(processes, initializer, tuple(initargs))
-        self._functions = _Functions(self._engine, portable=False)
+        self._functions = _Functions(self._engine)
         self._cache = {}
         self._pool = self._engine.threads
         self._event_thread = threading.Thread(

@@ -114,9 +114,8 @@ class _Functions:
     """Tokens for the functions a pool was given: each is pickled once, and a worker
     receives its definition once (see ``_core.PoolEngine.define``)."""
 
-    def __init__(self, engine: Any, *, portable: bool = True) -> None:
+    def __init__(self, engine: Any) -> None:
         self._engine = engine
-        self._portable = portable
         self._by_id: collections.OrderedDict[int, tuple[Any, int]] = collections.OrderedDict()
         self._next = 1
         self._lock = threading.Lock()
@@ -137,7 +136,7 @@ class _Functions:
                 self._last = entry
                 return entry[1]
             token, self._next = self._next, self._next + 1
-            self._engine.define(token, _picklable(function) if self._portable else function)
+            _define(self._engine, token, function)
             self._by_id[id(function)] = self._last = (function, token)
             if len(self._by_id) > FUNCTIONS_REMEMBERED:
                 _, (_, old) = self._by_id.popitem(last=False)
@@ -145,11 +144,11 @@ class _Functions:
             return token
 
 
-def _picklable(function: Callable[..., Any]) -> Any:
-    """``function`` if pickle takes it, else its cloudpickle (for lambdas and closures)."""
+def _define(engine: Any, token: int, function: Callable[..., Any]) -> None:
+    """Gives ``engine`` the function for ``token``: pickled as it is if pickle takes it,
+    else through cloudpickle (lambdas, closures). Pickled once either way."""
     try:
-        reduction.ForkingPickler.dumps(function, protocol=5)
-        return function
+        engine.define(token, function)
     except Exception as refusal:
         try:
             import cloudpickle
@@ -158,7 +157,7 @@ def _picklable(function: Callable[..., Any]) -> Any:
                 "ferroproc sends lambdas and closures with cloudpickle: pip install cloudpickle"
             )
             raise refusal from None
-        return _Cloudpickled(cloudpickle.dumps(function))
+        engine.define(token, _Cloudpickled(cloudpickle.dumps(function)))
 
 
 class _ChannelHandle:
@@ -183,8 +182,6 @@ class _SlotsHandle:
         self._owned = False
 
     def __getstate__(self) -> Any:
-        from . import reduction
-
         return reduction.DupFd(self.fd)
 
     def __setstate__(self, dup: Any) -> None:
