@@ -12,6 +12,9 @@ PEERS=(
     "loky"
     "mpire"
     "joblib"
+    "UltraDict"
+    "atomics" # not a peer: UltraDict(shared_lock=True) needs it
+    "shared-memory-dict"
 )
 
 scripts/setup.sh

@@ -145,6 +145,9 @@ class _ThreadEngine:
         self._lock = threading.Lock()
         self._running = size
         self.closed = False
+        self.terminated = False
+        #: Threads running a task now: after terminate, join leaves them to finish it.
+        self.busy: set[threading.Thread] = set()
         self.threads = [
             threading.Thread(
                 target=self._work,
@@ -161,15 +164,20 @@ class _ThreadEngine:
         try:
             if initializer is not None:
                 initializer(*initargs)
+            me = threading.current_thread()
             while (task := self._tasks.get()) is not None:
                 job, index, token, kind, data = task
+                self.busy.add(me)
                 try:
                     value = run(self._functions[token], kind, data)
                 except BaseException as exc:
                     job._finish(index, (_core.POOL_RAISED, exc))
                 else:
                     job._finish(index, (_core.POOL_RETURNED, value))
-                task = job = value = None
+                # Drop every reference to the task before waiting for the next one
+                # (gh-74046: arguments and results must not outlive their task).
+                task = job = value = data = None
+                self.busy.discard(me)
         finally:
             with self._lock:
                 self._running -= 1
@@ -214,8 +222,12 @@ class _ThreadEngine:
                 self._tasks.put(None)
 
     def terminate(self) -> None:
-        # Threads cannot be killed: tasks not started are cancelled, running ones finish.
+        # Threads cannot be killed: tasks not started are cancelled, running ones finish
+        # on their own, and the pool counts as finished now (as the stdlib's does).
         self.closed = True
+        if not self.terminated:
+            self.terminated = True
+            self._events.put(("finished",))
         while True:
             try:
                 task = self._tasks.get_nowait()
@@ -227,7 +239,12 @@ class _ThreadEngine:
             self._tasks.put(None)
 
     def shutdown(self) -> None:
+        # After terminate, as with the stdlib, a thread still running a task is left to
+        # finish it on its own (it is a daemon): join must not wait for it.
+        terminated = self.terminated
         self.terminate()
+        if terminated:
+            return
         for thread in self.threads:
             if thread is not threading.current_thread():
                 thread.join()
@@ -279,5 +296,9 @@ class ThreadPool(Pool):
         self._state = RUN
 
     def _join_workers(self) -> None:
+        # After terminate, threads still running a task are left to finish it (daemons),
+        # as with the stdlib: only a closed pool waits for its tasks.
+        terminated = self._engine.terminated
         for thread in self._pool:
-            thread.join()
+            if not (terminated and thread in self._engine.busy):
+                thread.join()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from typing import Any, ClassVar
 
-    from . import connection, pool, queues, synchronize
+    from . import connection, managers, pool, queues, synchronize
 
 __all__: list[str] = []
 
@@ -119,6 +119,15 @@ class BaseContext:
         from .connection import Pipe
 
         return Pipe(duplex)
+
+    def Manager(self) -> managers.SyncManager:
+        """A started ``SyncManager``: a server process holding shared objects, and
+        proxies of them for every process that has one."""
+        from .managers import SyncManager
+
+        manager = SyncManager(ctx=self.get_context())
+        manager.start()
+        return manager
 
     def Lock(self) -> synchronize.Lock:
         """A non-recursive lock shared between processes (robust to its holder dying)."""

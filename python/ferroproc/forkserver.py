@@ -145,8 +145,11 @@ def main(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     client, fds = result
-    bootstrap_fd, *_inherited = fds
+    bootstrap_fd, tracker_fd, *_inherited = fds
     _inherited_fds = _inherited
+    from . import resource_tracker
+
+    resource_tracker._set_inherited_fd(tracker_fd)
     code = 1
     try:
         try:

@@ -465,6 +465,11 @@ class Pool:
             self._event_thread.join(_core.WAIT_TICK)
         self._join_workers()
 
+    def _repopulate_pool(self) -> None:
+        """The stdlib's way to refill the pool after workers exit. Here the event thread
+        starts a replacement as soon as the engine reports an exit, so there is nothing
+        to do; kept for code (and CPython's tests) that call it."""
+
     def _join_workers(self) -> None:
         self._workers.join_all()
         self._engine.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from . import _core, context, forkserver, popen_fork, spawn
+from . import _core, context, forkserver, popen_fork, resource_tracker, spawn
 
 # `typing` costs milliseconds of start-up in every child; annotations only need it
 # when type checking.
@@ -44,7 +44,13 @@ class Popen(popen_fork.Popen):
             context.set_spawning_popen(None)
         bootstrap_fd = _core.bootstrap_create(buf.getvalue())
         try:
-            child: _core.Child = forkserver.connect_to_new_process([bootstrap_fd, *self._fds])
+            # The child shares this process's resource tracker, as with the stdlib: the
+            # server passes its pipe on right after the bootstrap.
+            tracker_fd = resource_tracker.getfd()
+            assert tracker_fd is not None
+            child: _core.Child = forkserver.connect_to_new_process(
+                [bootstrap_fd, tracker_fd, *self._fds]
+            )
         finally:
             os.close(bootstrap_fd)
         self._child = child

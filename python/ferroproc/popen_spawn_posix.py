@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from . import _core, context, popen_fork, spawn
+from . import _core, context, popen_fork, resource_tracker, spawn
 
 # `typing` costs milliseconds of start-up in every child; annotations only need it
 # when type checking.
@@ -51,9 +51,14 @@ class Popen(popen_fork.Popen):
             context._default_context.reducer.dump(process_obj, buf)
         finally:
             context.set_spawning_popen(None)
+        # The child shares this process's resource tracker, as with the stdlib.
+        tracker_fd = resource_tracker.getfd()
+        child_tracker_fd = None if tracker_fd is None else self.duplicate_for_child(tracker_fd)
         bootstrap_fd = _core.bootstrap_create(buf.getvalue())
         try:
-            args = spawn.get_command_line(bootstrap_fd=FIRST_PASSED_FD, parent_pid=os.getpid())
+            args = spawn.get_command_line(
+                bootstrap_fd=FIRST_PASSED_FD, parent_pid=os.getpid(), tracker_fd=child_tracker_fd
+            )
             child = _core.spawn(spawn.get_executable(), args[1:], [bootstrap_fd, *self._fds])
         finally:
             os.close(bootstrap_fd)

@@ -11,6 +11,7 @@ import copyreg
 import functools
 import io
 import pickle
+import socket
 
 # `typing` costs milliseconds of start-up in every child; annotations only need it
 # when type checking.
@@ -214,3 +215,16 @@ def DupFd(fd: int) -> Any:
 
         return SharedFd(fd)
     return _DupFd(popen.duplicate_for_child(fd), popen.method == "forkserver")
+
+
+def _reduce_socket(sock: socket.socket) -> tuple[Any, ...]:
+    """A socket travels as a duplicate of its descriptor, rebuilt with the same family,
+    type and protocol (as the stdlib's ``multiprocessing.reduction`` does)."""
+    return _rebuild_socket, (DupFd(sock.fileno()), sock.family, sock.type, sock.proto)
+
+
+def _rebuild_socket(duplicate: Any, family: int, type_: int, proto: int) -> socket.socket:
+    return socket.socket(family, type_, proto, fileno=duplicate.detach())
+
+
+register(socket.socket, _reduce_socket)

@@ -8,8 +8,11 @@
     ShareableList ──▶ a SharedMemory holding the stdlib's layout (below)
 
 Segments are found by name, so any process (ferroproc's or the stdlib's) can attach them.
-Nothing is unlinked behind the user's back: attaching never registers a segment for
-cleanup, and only ``unlink`` removes a name.
+A segment created here is registered with the resource tracker (``resource_tracker.py``),
+which unlinks it if no process of the program has by the time they have all exited (a
+creator killed by SIGKILL leaks nothing); ``unlink`` unregisters it. Attaching never
+registers anything, so a process never removes a segment someone else created (unlike
+the stdlib before 3.13, gh-82300).
 
 ``ShareableList`` keeps the stdlib's layout, so either side can read the other's lists;
 every field is 8-byte aligned::
@@ -25,10 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import secrets
 import struct
 import types
 
-from . import _core
+from . import _core, resource_tracker
 
 TYPE_CHECKING = False
 
@@ -42,6 +46,16 @@ __all__ = ["ShareableList", "SharedMemory"]
 def _core_name(name: str) -> str:
     """The name as the core takes it: without the leading ``/`` of ``shm_open(3)``."""
     return name.lstrip("/")
+
+
+# The stdlib's names for how names are made (its suite patches ``_make_filename``).
+_USE_POSIX = True
+_SHM_NAME_PREFIX = "/fp_"
+
+
+def _make_filename() -> str:
+    """A fresh unguessable name: the prefix and 128 bits from the kernel's generator."""
+    return _SHM_NAME_PREFIX + secrets.token_hex(16)
 
 
 class SharedMemory:
@@ -59,10 +73,22 @@ class SharedMemory:
     def __init__(self, name: str | None = None, create: bool = False, size: int = 0) -> None:
         if not size >= 0:
             raise ValueError("'size' must be a positive integer")
+        generated = False
         if create:
             if size == 0:
                 raise ValueError("'size' must be a positive number different from zero")
-            segment = _core.NamedSegment.create(None if name is None else _core_name(name), size)
+            if name is None:
+                # A fresh name, and another in the unlikely event that it is taken.
+                while True:
+                    chosen = _make_filename()
+                    try:
+                        segment = _core.NamedSegment.create(_core_name(chosen), size)
+                    except FileExistsError:
+                        continue
+                    break
+                name, generated = chosen, True
+            else:
+                segment = _core.NamedSegment.create(_core_name(name), size)
         else:
             if name is None:
                 raise ValueError("'name' can only be None if create=True")
@@ -75,10 +101,18 @@ class SharedMemory:
                 segment.unlink()
             raise
         self._segment = segment
-        # The name as the user gave it (the stdlib reports "/x" for "/x"), or the one chosen.
-        self._name = segment.name if name is None else name
+        # As in the stdlib: `_name` is what shm_open(3) takes, with a leading "/", and
+        # `name` shows it without that one slash ("/x" for "/x", "x" for "x").
+        self._name = name if generated else "/" + name
         self._size = segment.size
         self._buf = memoryview(self._mmap)
+        if create:
+            try:
+                resource_tracker.register(segment.name, "shared_memory")
+            except BaseException:
+                self.close()
+                segment.unlink()
+                raise
 
     def __del__(self) -> None:
         with contextlib.suppress(OSError, BufferError):
@@ -98,7 +132,7 @@ class SharedMemory:
     @property
     def name(self) -> str:
         """The segment's name, by which other processes attach it."""
-        return self._name
+        return self._name[1:]
 
     @property
     def size(self) -> int:
@@ -121,6 +155,11 @@ class SharedMemory:
         once every process has closed it. Call it once, from one process."""
         if self._segment is not None:
             self._segment.unlink()
+            # Whoever unlinks it (its creator or not) tells the tracker, if this process
+            # has one: the program's tracker is shared with its children. Never start a
+            # tracker just for this.
+            if resource_tracker._resource_tracker._fd is not None:
+                resource_tracker.unregister(self._segment.name, "shared_memory")
 
 
 _ENCODING = "utf8"
@@ -189,8 +228,9 @@ class ShareableList:
     @classmethod
     def _format_of(cls, item: object) -> str:
         if isinstance(item, (str, bytes)):
-            length = len(item.encode(_ENCODING) if isinstance(item, str) else item)
-            return cls._types_mapping[str] % (cls._alignment * (length // cls._alignment + 1),)
+            # The slot is sized from len(item), characters for a str, as the stdlib does
+            # (so formats agree with its lists); storing checks the encoded length.
+            return cls._types_mapping[str] % (cls._alignment * (len(item) // cls._alignment + 1),)
         try:
             return cls._types_mapping[type(item)]
         except KeyError:

@@ -90,6 +90,10 @@ def get_command_line(**kwds: object) -> list[str]:
 def spawn_main(bootstrap_fd: int, parent_pid: int, tracker_fd: int | None = None) -> None:
     """Entry point of a spawned child: run the process object, then exit with its code."""
     assert is_forking(sys.argv), "spawn_main() runs only in a spawned child"
+    if tracker_fd is not None:
+        from . import resource_tracker
+
+        resource_tracker._set_inherited_fd(tracker_fd)
     try:
         payload = _core.bootstrap_read(bootstrap_fd)
     finally:

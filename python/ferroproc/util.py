@@ -25,6 +25,7 @@ __all__ = [
     "Finalize",
     "ForkAwareLocal",
     "ForkAwareThreadLock",
+    "abstract_sockets_supported",
     "close_all_fds_except",
     "debug",
     "get_logger",
@@ -437,3 +438,24 @@ def _args_from_interpreter_flags() -> list[str]:
     import subprocess
 
     return list(subprocess._args_from_interpreter_flags())  # type: ignore[attr-defined]
+
+
+#: Whether Unix sockets may have abstract names (a leading NUL byte): Linux's own.
+abstract_sockets_supported = sys.platform.startswith("linux")
+
+
+def _cleanup_tests() -> None:
+    """What CPython's multiprocessing tests call when they finish: reap children, stop the
+    fork server and the resource tracker, and run pending finalizers (removing temporary
+    directories) now rather than at exit."""
+    from . import forkserver, process, resource_tracker
+
+    process._cleanup()
+    stop_forkserver = getattr(forkserver._forkserver, "_stop", None)
+    if stop_forkserver is not None:
+        stop_forkserver()
+    resource_tracker._resource_tracker._stop()
+    _run_finalizers()
+    import gc
+
+    gc.collect()

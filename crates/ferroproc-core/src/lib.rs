@@ -31,4 +31,7 @@ pub mod futex;
 pub mod pool;
 pub mod process;
 pub mod shm;
+#[cfg(not(loom))]
+pub mod store;
 pub mod sync;
+pub mod tracker;

@@ -56,6 +56,15 @@ impl MaybeInterrupted for ProcessError {
     }
 }
 
+impl MaybeInterrupted for ferroproc_core::store::StoreError {
+    fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            ferroproc_core::store::StoreError::Sync(SyncError::Interrupted)
+        )
+    }
+}
+
 impl MaybeInterrupted for SyncError {
     fn is_interrupted(&self) -> bool {
         matches!(self, SyncError::Interrupted)

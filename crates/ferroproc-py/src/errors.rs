@@ -8,9 +8,11 @@ use ferroproc_core::connection::ConnectionError;
 use ferroproc_core::pool::PoolError;
 use ferroproc_core::process::ProcessError;
 use ferroproc_core::shm::ShmError;
+use ferroproc_core::store::StoreError;
 use ferroproc_core::sync::SyncError;
 use pyo3::exceptions::{
-    PyAssertionError, PyEOFError, PyInterruptedError, PyMemoryError, PyOSError, PyValueError,
+    PyAssertionError, PyEOFError, PyIndexError, PyInterruptedError, PyMemoryError, PyOSError,
+    PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 
@@ -36,6 +38,13 @@ pub enum CoreError {
     Channel(ChannelError),
     /// From `ferroproc_core::pool`.
     Pool(PoolError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
 }
 
 impl From<PoolError> for CoreError {
@@ -143,6 +152,15 @@ impl From<CoreError> for PyErr {
                 }
                 PoolError::Corrupt(_) => PyOSError::new_err((EBADMSG, err.to_string())),
                 other => PyValueError::new_err(other.to_string()),
+            },
+            CoreError::Store(err) => match err {
+                StoreError::Shm(err) => CoreError::Shm(err).into(),
+                StoreError::Sync(err) => CoreError::Sync(err).into(),
+                StoreError::Full { .. } => PyMemoryError::new_err(err.to_string()),
+                StoreError::OutOfRange { .. } => PyIndexError::new_err(err.to_string()),
+                StoreError::WrongKind { .. } => PyTypeError::new_err(err.to_string()),
+                StoreError::Corrupt(_) => PyOSError::new_err((EBADMSG, err.to_string())),
+                StoreError::NotThisStore => PyValueError::new_err(err.to_string()),
             },
         }
     }

@@ -21,7 +21,10 @@ mod pool;
 mod process;
 mod shared_memory;
 mod shm;
+mod store;
+mod store_key;
 mod sync;
+mod tracker;
 
 use pyo3::prelude::*;
 
@@ -71,5 +74,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("POOL_TIMED_OUT", pool::TIMED_OUT)?;
     m.add("POOL_CANCELLED", pool::CANCELLED)?;
     m.add("POOL_UNDECODABLE", pool::UNDECODABLE)?;
+    m.add_function(wrap_pyfunction!(tracker::run_resource_tracker, m)?)?;
+    m.add_function(wrap_pyfunction!(tracker::resource_tracker_send, m)?)?;
+    m.add_function(wrap_pyfunction!(tracker::cleanup_resource, m)?)?;
+    m.add_class::<store::PyStore>()?;
     Ok(())
 }

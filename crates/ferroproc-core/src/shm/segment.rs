@@ -220,6 +220,23 @@ impl Segment {
         self.fd.as_fd()
     }
 
+    /// Makes sure the first `len` bytes of data have memory behind them (`fallocate`), so
+    /// that touching them later cannot fault with `SIGBUS` when the shared-memory
+    /// filesystem is full: the caller gets `ENOSPC` here instead. Idempotent.
+    pub fn reserve(&self, len: usize) -> Result<(), ShmError> {
+        self.check_bounds(0, len)?;
+        sys::memfd::allocate(self.fd.as_fd(), (self.data_offset + len) as u64)
+            .map_err(ShmError::os("fallocate"))
+    }
+
+    /// Opens the segment another process of the same user holds as its descriptor `fd`
+    /// (through `/proc/<pid>/fd/<fd>`), checking that it carries `tag`.
+    pub fn attach_from_process(pid: u32, fd: u32, tag: Tag) -> Result<Self, ShmError> {
+        let file =
+            sys::fd::open_of_process(pid, fd).map_err(ShmError::os("open /proc/<pid>/fd"))?;
+        Self::attach(Source::Fd(file.as_fd()), tag)
+    }
+
     /// The first data byte, for exporting the segment through Python's buffer protocol.
     ///
     /// The pointer is valid for reads and writes of [`len`](Self::len) bytes for as long
