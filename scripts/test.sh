@@ -70,6 +70,10 @@ step "ruff format" "$VENV/bin/ruff" format --check python tests
 step "mypy" "$VENV/bin/mypy"
 step "stubtest" stubtest
 step "pytest" "$PY" -m pytest
+# CPython's own multiprocessing tests, the classes that pass (tests/conformance/*.txt).
+step "conformance: fork" env PY="$PY" scripts/conformance.sh fork
+step "conformance: spawn" env PY="$PY" scripts/conformance.sh spawn
+step "conformance: forkserver" env PY="$PY" scripts/conformance.sh forkserver
 
 summary
 echo

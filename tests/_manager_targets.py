@@ -170,3 +170,15 @@ def call_from_forked_child(proxy: Any) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("import this module; it is not a script")
+
+
+def write_for_ever(shared: Any, lst: Any, name: str) -> None:
+    """Writes to a managed dict and list until killed, every value checkable."""
+    number = 0
+    while True:
+        number += 1
+        shared[f"{name}-{number % 50}"] = (number, "x" * (number % 300))
+        if number % 7 == 0:
+            lst.append((number, "y" * (number % 200)))
+        if number % 11 == 0 and len(lst) > 100:
+            del lst[0]

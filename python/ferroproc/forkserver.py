@@ -50,7 +50,8 @@ class ForkServer:
     def __init__(self) -> None:
         self._address: str | None = None
         self._server: _core.Child | None = None
-        self._server_pid: int | None = None
+        self._forkserver_pid: int | None = None
+        self._stopper: util.Finalize | None = None
         # The process that started the server: a forked child inherits this object but
         # not the server (which is not its child and serves its parent), so it starts its own.
         self._owner_pid: int | None = None
@@ -62,6 +63,16 @@ class ForkServer:
         if not all(isinstance(name, str) for name in modules_names):
             raise TypeError("module_names must be a list of strings")
         self._preload_modules = list(modules_names)
+
+    def _stop(self) -> None:
+        """Stop the server if this process started it (CPython's tests call this)."""
+        with self._lock:
+            if self._server is None or self._owner_pid != os.getpid():
+                return
+            self._server = self._forkserver_pid = self._address = None
+            stopper, self._stopper = self._stopper, None
+        if stopper is not None:
+            stopper()  # a finalizer runs once: at exit it does nothing more
 
     def get_inherited_fds(self) -> list[int] | None:
         """In a fork-server child: the descriptors its parent passed (after the bootstrap)."""
@@ -77,12 +88,12 @@ class ForkServer:
         """Start the server unless it is running (restart it if it died)."""
         with self._lock:
             if self._server is not None and self._owner_pid != os.getpid():
-                self._server = self._server_pid = self._address = None
+                self._server = self._forkserver_pid = self._address = None
             if self._server is not None:
                 if self._server.poll() is None:
                     return
                 self._server.close()
-                self._server = self._server_pid = self._address = None
+                self._server = self._forkserver_pid = self._address = None
             listener, address = _core.forkserver_listen(util.get_temp_dir())
             try:
                 data = spawn.get_preparation_data("ignore")
@@ -98,10 +109,12 @@ class ForkServer:
             finally:
                 os.close(listener)
             self._server = server
-            self._server_pid = server.pid
+            self._forkserver_pid = server.pid
             self._owner_pid = os.getpid()
             self._address = os.fspath(address)
-            util.Finalize(self, _stop_server, args=(server, self._address), exitpriority=-50)
+            self._stopper = util.Finalize(
+                self, _stop_server, args=(server, self._address), exitpriority=-50
+            )
 
 
 def _stop_server(server: _core.Child, address: str) -> None:

@@ -237,12 +237,31 @@ class Queue:
         """Put ``obj`` on the queue; raise ``queue.Full`` if no room came by ``timeout``.
 
         The object is pickled here, so an unpicklable one raises here and leaves the queue
-        as it was.
+        as it was (the stdlib's feeder thread prints the error and drops the object). A
+        subclass that overrides the stdlib's hook ``_on_queue_feeder_error(e, obj)`` gets
+        it called instead, as it would with the stdlib.
         """
         if self._closed:
             self._check_closed()
-        if self._channel.put(obj, block, timeout):
+        try:
+            overflowed = self._channel.put(obj, block, timeout)
+        except Full:
+            raise
+        except Exception as exc:
+            if type(self)._on_queue_feeder_error is Queue._on_queue_feeder_error:
+                raise
+            self._on_queue_feeder_error(exc, obj)
+            return
+        if overflowed:
             self._overflowed()
+
+    @staticmethod
+    def _on_queue_feeder_error(e: BaseException, obj: object) -> None:
+        """The stdlib's hook for an object its feeder thread could not send. ferroproc
+        calls an override of it instead of raising from ``put``."""
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the oldest message; raise ``queue.Empty`` if none came."""

@@ -144,3 +144,29 @@ def test_killed_server_fails_a_child_blocked_in_a_call(method: str, tmp_path: Pa
         assert child.exitcode == 1, "the child's call did not fail when the server died"
     finally:
         manager.shutdown()
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_client_killed_mid_update_leaves_the_containers_whole(method: str) -> None:
+    ctx = importlib.import_module(MODULE_NAME).get_context(method)
+    with ctx.Manager() as manager:
+        shared = manager.dict()
+        lst = manager.list()
+        for round_number in range(4):
+            writer = ctx.Process(target=t.write_for_ever, args=(shared, lst, f"w{round_number}"))
+            writer.start()
+            assert wait_until(lambda: len(shared) > 0 and len(lst) > 0)
+            os.kill(writer.pid, signal.SIGKILL)
+            writer.join(DEADLINE)
+            assert writer.exitcode == -signal.SIGKILL
+            # Nothing is left locked, and every entry is whole.
+            items = shared.items()
+            assert len(items) == len(shared)
+            for key, (number, text) in items:
+                assert key.endswith(f"-{number % 50}")
+                assert text == "x" * (number % 300)
+            for number, text in lst[:]:
+                assert text == "y" * (number % 200)
+            shared.clear()
+        shared["after"] = 1
+        assert shared["after"] == 1

@@ -10,6 +10,7 @@ use ferroproc_core::process::ProcessError;
 use ferroproc_core::shm::ShmError;
 use ferroproc_core::store::StoreError;
 use ferroproc_core::sync::SyncError;
+use ferroproc_core::tracker::TrackerError;
 use pyo3::exceptions::{
     PyAssertionError, PyEOFError, PyIndexError, PyInterruptedError, PyMemoryError, PyOSError,
     PyTypeError, PyValueError,
@@ -39,6 +40,13 @@ pub enum CoreError {
     /// From `ferroproc_core::pool`.
     Pool(PoolError),
     Store(StoreError),
+    Tracker(TrackerError),
+}
+
+impl From<TrackerError> for CoreError {
+    fn from(err: TrackerError) -> Self {
+        Self::Tracker(err)
+    }
 }
 
 impl From<StoreError> for CoreError {
@@ -161,6 +169,17 @@ impl From<CoreError> for PyErr {
                 StoreError::WrongKind { .. } => PyTypeError::new_err(err.to_string()),
                 StoreError::Corrupt(_) => PyOSError::new_err((EBADMSG, err.to_string())),
                 StoreError::NotThisStore => PyValueError::new_err(err.to_string()),
+            },
+            // OSError with its errno (so Python picks BrokenPipeError, FileNotFoundError,
+            // ...) for a failed system call; ValueError for a message that cannot be sent.
+            CoreError::Tracker(err) => match err {
+                TrackerError::Shm(err) => CoreError::Shm(err).into(),
+                TrackerError::Unsendable(message) => PyValueError::new_err(message),
+                TrackerError::BadMessage { .. } => PyValueError::new_err(err.to_string()),
+                other => match other.raw_os_error() {
+                    Some(errno) => PyOSError::new_err((errno, other.to_string())),
+                    None => PyOSError::new_err(other.to_string()),
+                },
             },
         }
     }

@@ -3,30 +3,13 @@
 
 use std::os::fd::RawFd;
 
-use ferroproc_core::tracker::{
-    self, Command, Message, Pumped, ResourceType, Tracker, TrackerError,
-};
-use pyo3::exceptions::{PyOSError, PyValueError};
+use ferroproc_core::tracker::{self, Command, Message, Pumped, ResourceType, Tracker};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::blocking::TICK;
-use crate::errors::CoreError;
+use crate::errors::{CoreError, OrRaise};
 use crate::fd::PyFd;
-
-/// The Python exception for a tracker error: `OSError` (with its errno, so Python picks
-/// `BrokenPipeError`, `FileNotFoundError`, ...) for a failed system call, `ValueError`
-/// for a message that cannot be sent or a bad name.
-fn raise(err: TrackerError) -> PyErr {
-    match err {
-        TrackerError::Shm(err) => CoreError::from(err).into(),
-        TrackerError::Unsendable(message) => PyValueError::new_err(message),
-        TrackerError::BadMessage { .. } => PyValueError::new_err(err.to_string()),
-        other => match other.raw_os_error() {
-            Some(errno) => PyOSError::new_err((errno, other.to_string())),
-            None => PyOSError::new_err(other.to_string()),
-        },
-    }
-}
 
 fn resource_type(rtype: &str) -> PyResult<ResourceType> {
     ResourceType::parse(rtype)
@@ -46,7 +29,7 @@ pub fn run_resource_tracker(py: Python<'_>, fd: RawFd) -> PyResult<()> {
         match pumped {
             Ok(Pumped::Open) => {}
             Ok(Pumped::Closed) => break Ok(()),
-            Err(err) => break Err(raise(err)),
+            Err(err) => break Err(CoreError::from(err).into()),
         }
         if let Err(err) = py.check_signals() {
             break Err(err);
@@ -72,7 +55,7 @@ pub fn resource_tracker_send(
     let message = Message::new(command, name, resource_type(rtype)?);
     let fd = PyFd::new(fd)?;
     py.detach(|| tracker::send(fd.borrow(), &message))
-        .map_err(raise)
+        .or_raise()
 }
 
 /// Cleans up one resource as the tracker would: unlinks a `shared_memory` name, removes a
@@ -80,5 +63,5 @@ pub fn resource_tracker_send(
 #[pyfunction]
 pub fn cleanup_resource(py: Python<'_>, rtype: &str, name: &str) -> PyResult<()> {
     let rtype = resource_type(rtype)?;
-    py.detach(|| tracker::cleanup(rtype, name)).map_err(raise)
+    py.detach(|| tracker::cleanup(rtype, name)).or_raise()
 }

@@ -45,7 +45,9 @@ const REPLY_LEN: usize = 8;
 /// any live client, short enough that a stuck one delays the reaping of others only briefly.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKLOG: i32 = 128;
-const SERVER_DIED: &str = "the fork server exited before reporting the child's exit status";
+/// The exit code reported for a child whose fork server died before telling its status:
+/// only the server could reap it. 255 is the stdlib's choice for the same case.
+pub const UNKNOWN_EXIT_CODE: i32 = 255;
 
 /// Creates a listening Unix socket for a fork server in a fresh 0700 directory under
 /// `dir` (the system's temporary directory if `None`). Returns the listener and its path.
@@ -394,7 +396,7 @@ impl ServerChild {
 
     /// Waits up to `timeout` for the exit status; same contract as
     /// [`Child::wait_timeout`]. If the server dies first, waits for the child itself
-    /// through its pidfd and reports [`ProcessError::ForkServer`](super::ProcessError).
+    /// through its pidfd and reports it as exited with [`UNKNOWN_EXIT_CODE`].
     pub fn wait_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
         let deadline = Deadline::after(timeout);
         loop {
@@ -406,11 +408,10 @@ impl ServerChild {
                 // can do is wait for it to end, so that the caller does not race it.
                 let exited = sys::poll::readable(self.pidfd.as_fd(), deadline.remaining())
                     .map_err(|e| ProcessError::os("poll", e))?;
-                return if exited {
-                    Err(ProcessError::ForkServer(SERVER_DIED.into()))
-                } else {
-                    Ok(None)
-                };
+                if exited {
+                    self.status = Some(ExitStatus::Exited(UNKNOWN_EXIT_CODE));
+                }
+                return Ok(self.status);
             }
             let readable = sys::poll::readable(self.conn.as_fd(), deadline.remaining())
                 .map_err(|e| ProcessError::os("poll", e))?;
