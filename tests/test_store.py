@@ -240,3 +240,14 @@ def test_a_writer_killed_mid_update_leaves_the_dict_whole_and_unlocked():
             assert text == "x" * (number % 500)
     shared["after"] = 1
     assert shared["after"] == 1
+
+
+def test_a_store_no_one_uses_is_unmapped():
+    shared = SharedDict(a=1)
+    ident = shared._store.id
+    assert ident in _store._open
+    del shared
+    import gc
+
+    gc.collect()
+    assert ident not in _store._open

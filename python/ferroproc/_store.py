@@ -24,6 +24,7 @@ import io
 import os
 import pickle
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, SupportsIndex
 
@@ -43,8 +44,9 @@ __all__ = [
     "ValueProxy",
 ]
 
-#: Address space each container reserves; memory is taken only as it fills.
-CAPACITY = 8 << 30
+#: Address space each container reserves (its largest value is about half of it); memory
+#: is taken only as it fills.
+CAPACITY = 4 << 30
 
 Locator = tuple[int, int, int]
 
@@ -104,8 +106,9 @@ class _Pickling:
 
 
 # Every store this process has open, by identity: the server's own, and those proxies
-# attached. Inherited by forked children along with the mappings.
-_open: dict[int, _core.Store] = {}
+# attached; each stays mapped while something here uses it. Inherited by forked children
+# along with the mappings.
+_open: weakref.WeakValueDictionary[int, _core.Store] = weakref.WeakValueDictionary()
 
 
 def _new_store(kind: str) -> _core.Store:
@@ -494,6 +497,7 @@ class SharedValue(_Shared):
 class _StoreProxy(BaseProxy):
     _shared_type: ClassVar[type[_Shared]]
     _local: Any
+    _store: _core.Store | None
 
     def __init__(self, *args: Any, **kwds: Any) -> None:
         super().__init__(*args, **kwds)
@@ -514,6 +518,8 @@ class _StoreProxy(BaseProxy):
             store = None if locator is None else _attach(locator)
             local = None if store is None else self._shared_type._over(store)
         object.__setattr__(self, "_local", local)
+        # The store itself, for the hottest paths (None: every call goes to the server).
+        object.__setattr__(self, "_store", None if local is None else local._store)
 
 
 def _forward(name: str) -> Callable[..., Any]:
@@ -551,17 +557,17 @@ class DictProxy(_StoreProxy, _proxies.DictProxy):
 
     # The hot paths, without the generic forwarding.
     def __getitem__(self, key: Any) -> Any:
-        local = self._local
-        if local is None:
+        store = self._store
+        if store is None:
             return self._callmethod("__getitem__", (key,))
-        return local._store.map_get(key)
+        return store.map_get(key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        local = self._local
-        if local is None:
+        store = self._store
+        if store is None:
             self._callmethod("__setitem__", (key, value))
         else:
-            local._store.map_set(key, value)
+            store.map_set(key, value)
 
     def __iter__(self) -> Iterator[Any]:
         return _KeyIterator(self, self.keys())

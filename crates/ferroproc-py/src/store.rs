@@ -21,7 +21,7 @@ use crate::store_key;
 
 /// A map or sequence in shared memory.
 #[derive(Debug)]
-#[pyclass(name = "Store", module = "ferroproc._core", frozen)]
+#[pyclass(name = "Store", module = "ferroproc._core", frozen, weakref)]
 pub struct PyStore {
     store: Store,
     /// `dumps(obj) -> bytes`: the pickler for keys with no canonical form.

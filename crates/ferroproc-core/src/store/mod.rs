@@ -12,13 +12,13 @@
 //!
 //! One segment (an anonymous memfd, sized up front and sparse: pages get memory as the
 //! heap reaches them, reserved with `fallocate` so a full `/dev/shm` is an error, not a
-//! `SIGBUS`). A fixed header ([`layout`]) holds the lock, the store's kind and identity,
-//! and the root of its structure; blocks of a power-of-two allocator ([`heap`]) hold
+//! `SIGBUS`). A fixed header (`layout.rs`) holds the lock, the store's kind and identity,
+//! and the root of its structure; blocks of a power-of-two allocator (`heap.rs`) hold
 //! everything else:
-//! - a **map** ([`map`]) is one table block: an open-addressing index of `u32` slots over
+//! - a **map** (`map.rs`) is one table block: an open-addressing index of `u32` slots over
 //!   an array of entries kept in insertion order (as CPython's compact dict), each entry
 //!   a key hash and the offsets of a key block and a value block;
-//! - a **sequence** ([`seq`]) is one block: a length and the offsets of value blocks.
+//! - a **sequence** (`seq.rs`) is one block: a length and the offsets of value blocks.
 //!
 //! # A process killed mid-update
 //!
@@ -57,6 +57,9 @@ use crate::futex::FutexWaiter;
 use crate::shm::{Backing, Segment, ShmError, Source, Tag};
 use crate::sync::{Acquire, Owner, ProcessLiveness, RawRLock, SyncError};
 use crate::sys;
+
+/// How many times [`Store::lock`] retries a held lock before it sleeps on it.
+const SPINS: u32 = 200;
 
 /// What a store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,6 +260,14 @@ impl Store {
         me: Owner,
         deadline: Option<Instant>,
     ) -> Result<Option<Locked<'_>>, StoreError> {
+        // Operations hold the lock for well under a microsecond: a holder on another core
+        // is usually done before a futex sleep and wake-up (several microseconds) would be.
+        for _ in 0..SPINS {
+            if let Some(locked) = self.try_lock(me)? {
+                return Ok(Some(locked));
+            }
+            std::hint::spin_loop();
+        }
         let outcome = self
             .lock_word()?
             .acquire(&FutexWaiter, &ProcessLiveness, me, deadline)?;
