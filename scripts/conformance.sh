@@ -26,6 +26,7 @@ fi
 classes=$(grep -v '^\s*\(#\|$\)' "$LIST" | paste -sd '|')
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
-"$PY" "$RUNNER" --module ferroproc --path "$PWD/python" --public \
+# ferroproc as installed into the interpreter (scripts/setup.sh builds and installs it).
+"$PY" "$RUNNER" --module ferroproc --public \
     --start-method "$METHOD" --only "^($classes)\$" --timeout-per-class 240 \
     --output "$OUT/results.json" --logs "$OUT/logs"
