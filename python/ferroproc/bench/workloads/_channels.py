@@ -24,20 +24,21 @@ reach it through the inherited memory.
 from __future__ import annotations
 
 import os
-import select
 import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ferroproc.bench.workloads._base import CheckFailed
+from ferroproc.bench.workloads._gate import (
+    check_exit_codes,
+    put_away,
+    read_exactly,
+)
 
 #: Channel kinds: an implementation's ``Queue``, its ``SimpleQueue``, faster-fifo's
 #: ``Queue``, a one-way ``Pipe`` with ``send``/``recv`` or with ``send_bytes``/``recv_bytes``.
 KINDS = ("queue", "simple", "faster_fifo", "pipe", "pipe_bytes")
-#: Longest wait for the processes to start, produce, or finish before the trial gives up.
-WAIT_S = 120.0
 #: A consumer's report: its end time, how many messages it got, and its checksum.
 _REPORT = struct.Struct("dqq")
 
@@ -163,31 +164,6 @@ class Measurement:
     reports: list[tuple[int, int]]
 
 
-def _read_exactly(fd: int, size: int, what: str, workers: Sequence[Any]) -> bytes:
-    """Read ``size`` bytes from ``fd``; fail at once if a worker dies, or after ``WAIT_S``."""
-    deadline = time.monotonic() + WAIT_S
-    watched = {worker.sentinel: worker for worker in workers}
-    data = b""
-    while len(data) < size:
-        left = deadline - time.monotonic()
-        ready = select.select([fd, *watched], [], [], max(left, 0))[0] if left > 0 else []
-        if not ready:
-            raise CheckFailed(f"{what}: nothing after {WAIT_S:g} s")
-        for sentinel in ready:
-            if sentinel == fd:
-                continue
-            worker = watched.pop(sentinel)
-            worker.join()
-            if worker.exitcode != 0:
-                raise CheckFailed(f"{what}: {worker.name} exited with code {worker.exitcode}")
-        if fd in ready:
-            chunk = os.read(fd, size - len(data))
-            if not chunk:
-                raise CheckFailed(f"{what}: every process ended without it")
-            data += chunk
-    return data
-
-
 def measure(
     ctx: Any,
     channel: Channel,
@@ -232,38 +208,18 @@ def measure(
         # Only the children write to these now: end of file once every one is gone.
         for key in ("ready_w", "done_w", "report_w"):
             os.close(fds.pop(key))
-        _read_exactly(fds["ready_r"], len(workers), "the ready signals", workers)
+        read_exactly(fds["ready_r"], len(workers), "the ready signals", workers)
         started = time.perf_counter()
         os.write(fds["go_w"], b"g" * len(workers))
-        _read_exactly(fds["done_r"], len(producers), "the producers' done signals", workers)
+        read_exactly(fds["done_r"], len(producers), "the producers' done signals", workers)
         channel.end(consumers)
-        raw = _read_exactly(
+        raw = read_exactly(
             fds["report_r"], consumers * _REPORT.size, "the consumers' reports", workers
         )
         finished = True
     finally:
-        for worker in workers:
-            if worker.pid is None:
-                continue
-            if not finished:
-                worker.kill()
-            worker.join(WAIT_S)
-            if worker.exitcode is None:
-                worker.kill()
-                worker.join()
-        for fd in fds.values():
-            os.close(fd)
-    codes = [worker.exitcode for worker in workers]
-    if any(code != 0 for code in codes):
-        raise CheckFailed(f"the processes' exit codes were {codes}, expected 0 each")
+        put_away(workers, fds.values(), measured=finished)
+    check_exit_codes(workers)
     reports = list(_REPORT.iter_unpack(raw))
     ended = max(stamp for stamp, _, _ in reports)
     return Measurement(ended - started, [(count, checksum) for _, count, checksum in reports])
-
-
-def positive_int(params: Any, key: str) -> int:
-    """Return ``params[key]``, which must be a positive int."""
-    value = params[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be a positive int, not {value!r}")
-    return value

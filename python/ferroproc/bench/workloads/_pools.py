@@ -42,7 +42,7 @@ from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any, Callable, TypeVar
 
-from ferroproc.bench.workloads._base import Params, Skipped
+from ferroproc.bench.workloads._base import Skipped
 
 #: The libraries :func:`open_pool` knows.
 LIBRARIES = ("pool", "concurrent.futures", "loky", "mpire", "joblib")
@@ -209,11 +209,3 @@ def pool_default_chunksize(items: int, processes: int) -> int:
     """The chunksize the stdlib's ``Pool.map`` picks for ``items`` items: 4 chunks a worker."""
     chunksize, extra = divmod(items, processes * 4)
     return max(1, chunksize + (1 if extra else 0))
-
-
-def positive_int(params: Params, key: str) -> int:
-    """Return ``params[key]``, which must be a positive int."""
-    value = params[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be a positive int, not {value!r}")
-    return value

@@ -82,13 +82,13 @@ def payload_bytes(params: Params) -> int:
 
 def _prepare(params: Params) -> tuple[list[NDArray[np.float64]], list[float]]:
     """The arrays and their sums, or :class:`Skipped` without NumPy."""
-    from ferroproc.bench.workloads import _pools
+    from ferroproc.bench.workloads import _gate
     from ferroproc.bench.workloads._base import Skipped
 
     if np is None:
         raise Skipped(NO_NUMPY)
-    elements = _pools.positive_int(params, "elements")
-    arrays = [np.random.rand(elements) for _ in range(_pools.positive_int(params, "arrays"))]
+    elements = _gate.positive_int(params, "elements")
+    arrays = [np.random.rand(elements) for _ in range(_gate.positive_int(params, "arrays"))]
     return arrays, [float(np.sum(array)) for array in arrays]
 
 
@@ -111,10 +111,10 @@ def _check(results: list[float], expected: list[float]) -> None:
 
 def run(impl: str, module: ModuleType, params: Params) -> float:
     """Time ``pool.map(array_sum, arrays)`` on a warm pool; return seconds."""
-    from ferroproc.bench.workloads import _pools
+    from ferroproc.bench.workloads import _gate, _pools
 
     library, pool_chunksize = PEERS.get(impl, ("pool", False))
-    processes = _pools.positive_int(params, "processes")
+    processes = _gate.positive_int(params, "processes")
     arrays, expected = _prepare(params)
     chunksize = _pools.pool_default_chunksize(len(arrays), processes) if pool_chunksize else None
     small = [np.full(16, float(i)) for i in range(WARM_UP)]

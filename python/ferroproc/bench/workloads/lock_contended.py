@@ -27,6 +27,8 @@ import os
 import struct
 import time
 
+from ferroproc.bench.workloads._gate import check_exit_codes, positive_int, put_away, read_exactly
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
 COUNT = (200_000, 50_000)
 #: How the finishing time travels from a child to the trial.
 _STAMP = struct.Struct("d")
-#: Longest wait for the children to start or to finish before the trial gives up.
-_WAIT_S = 120.0
 
 
 def increment(v: Any, count: int, ready_w: int, go_r: int, done_w: int) -> None:
@@ -53,39 +53,13 @@ def increment(v: Any, count: int, ready_w: int, go_r: int, done_w: int) -> None:
     os.write(done_w, _STAMP.pack(time.perf_counter()))
 
 
-def _positive_int(params: Params, key: str) -> int:
-    value = params[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be a positive int, not {value!r}")
-    return value
-
-
-def _read_exactly(fd: int, size: int, what: str) -> bytes:
-    """Read ``size`` bytes from ``fd``, failing after ``_WAIT_S`` or at end of file."""
-    import select
-
-    from ferroproc.bench.workloads._base import CheckFailed
-
-    deadline = time.monotonic() + _WAIT_S
-    data = b""
-    while len(data) < size:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise CheckFailed(f"{what}: nothing after {_WAIT_S:g} s")
-        chunk = os.read(fd, size - len(data))
-        if not chunk:
-            raise CheckFailed(f"{what}: every process ended without it")
-        data += chunk
-    return data
-
-
 def run(impl: str, module: ModuleType, params: Params) -> float:
     """Time ``procs`` processes each doing ``count`` locked increments; return increments/s."""
     from ferroproc.bench.workloads._base import CheckFailed
 
     del impl  # every implementation is driven through the stdlib's API
-    count = _positive_int(params, "count")
-    procs = _positive_int(params, "procs")
+    count = positive_int(params, "count")
+    procs = positive_int(params, "procs")
     ctx = module.get_context(str(params["method"]))
     v = ctx.Value("i", 0)
 
@@ -103,30 +77,15 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
         os.close(ready_w)
         os.close(done_w)
         ready_w = done_w = -1
-        _read_exactly(ready_r, procs, "the processes' ready signals")
+        read_exactly(ready_r, procs, "the processes' ready signals")
         started = time.perf_counter()
         os.write(go_w, b"g" * procs)
-        stamps = _read_exactly(done_r, procs * _STAMP.size, "the processes' end times")
+        stamps = read_exactly(done_r, procs * _STAMP.size, "the processes' end times")
         finished = float(max(stamp for (stamp,) in _STAMP.iter_unpack(stamps)))
         measured = True
     finally:
-        for worker in workers:
-            if worker.pid is None:
-                continue
-            if not measured:
-                # They may be waiting for a start signal that will never come.
-                worker.kill()
-            worker.join(_WAIT_S)
-            if worker.exitcode is None:
-                worker.kill()
-                worker.join()
-        for fd in (ready_r, ready_w, go_r, go_w, done_r, done_w):
-            if fd >= 0:
-                os.close(fd)
-
-    codes = [worker.exitcode for worker in workers]
-    if any(code != 0 for code in codes):
-        raise CheckFailed(f"the processes' exit codes were {codes}, expected 0 each")
+        put_away(workers, (ready_r, ready_w, go_r, go_w, done_r, done_w), measured=measured)
+    check_exit_codes(workers)
     expected = procs * count
     if v.value != expected:
         raise CheckFailed(f"final value {v.value}, expected {expected}: increments were lost")

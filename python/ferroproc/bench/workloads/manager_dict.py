@@ -60,9 +60,11 @@ import os
 import struct
 import time
 
+from ferroproc.bench.workloads._gate import check_exit_codes, positive_int, put_away, read_exactly
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from types import ModuleType
     from typing import Any
 
@@ -113,42 +115,6 @@ def write_then_read(
         except KeyError:
             wrong += 1
     os.write(done_w, _REPORT.pack(time.perf_counter(), wrong))
-
-
-def _positive_int(params: Params, key: str) -> int:
-    value = params[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be a positive int, not {value!r}")
-    return value
-
-
-def _read_exactly(fd: int, size: int, what: str, workers: Sequence[Any]) -> bytes:
-    """Read ``size`` bytes from ``fd``; fail at once if a process dies, or after ``_WAIT_S``."""
-    import select
-
-    from ferroproc.bench.workloads._base import CheckFailed
-
-    deadline = time.monotonic() + _WAIT_S
-    watched = {worker.sentinel: worker for worker in workers}
-    data = b""
-    while len(data) < size:
-        left = deadline - time.monotonic()
-        ready = select.select([fd, *watched], [], [], left)[0] if left > 0 else []
-        if not ready:
-            raise CheckFailed(f"{what}: nothing after {_WAIT_S:g} s")
-        for sentinel in ready:
-            if sentinel == fd:
-                continue
-            worker = watched.pop(sentinel)
-            worker.join()
-            if worker.exitcode != 0:
-                raise CheckFailed(f"{what}: {worker.name} exited with code {worker.exitcode}")
-        if fd in ready:
-            chunk = os.read(fd, size - len(data))
-            if not chunk:
-                raise CheckFailed(f"{what}: every process ended without it")
-            data += chunk
-    return data
 
 
 def _manager_dict(module: ModuleType, method: str) -> tuple[Any, Any, Callable[[], None]]:
@@ -233,8 +199,8 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
 
     from ferroproc.bench.workloads._base import CheckFailed
 
-    procs = _positive_int(params, "procs")
-    count = _positive_int(params, "capped_count" if impl == CAPPED_PEER else "count")
+    procs = positive_int(params, "procs")
+    count = positive_int(params, "capped_count" if impl == CAPPED_PEER else "count")
     expected = {key_of(w, i): w * count + i for w in range(procs) for i in range(count)}
     method = str(params["method"])
     if impl == CAPPED_PEER:
@@ -268,29 +234,17 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
             os.close(ready_w)
             os.close(done_w)
             ready_w = done_w = -1
-            _read_exactly(ready_r, procs, "the processes' ready signals", workers)
+            read_exactly(ready_r, procs, "the processes' ready signals", workers, _WAIT_S)
             started = time.perf_counter()
             os.write(go_w, b"g" * procs)
-            raw = _read_exactly(done_r, procs * _REPORT.size, "the processes' reports", workers)
+            raw = read_exactly(
+                done_r, procs * _REPORT.size, "the processes' reports", workers, _WAIT_S
+            )
             measured = True
         finally:
-            for worker in workers:
-                if worker.pid is None:
-                    continue
-                if not measured:
-                    # They may be waiting for a start signal that will never come.
-                    worker.kill()
-                worker.join(_WAIT_S)
-                if worker.exitcode is None:
-                    worker.kill()
-                    worker.join()
-            for fd in (ready_r, ready_w, go_r, go_w, done_r, done_w):
-                if fd >= 0:
-                    os.close(fd)
-
-        codes = [worker.exitcode for worker in workers]
-        if any(code != 0 for code in codes):
-            raise CheckFailed(f"the processes' exit codes were {codes}, expected 0 each")
+            fds = (ready_r, ready_w, go_r, go_w, done_r, done_w)
+            put_away(workers, fds, measured=measured, wait_s=_WAIT_S)
+        check_exit_codes(workers)
         reports = list(_REPORT.iter_unpack(raw))
         lost = _lost_updates(d, expected)
         if lost is not None:

@@ -22,6 +22,8 @@ import os
 import struct
 import time
 
+from ferroproc.bench.workloads._gate import positive_int
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
@@ -43,13 +45,6 @@ def pong(conn: Any, rounds: int) -> None:
         conn.send_bytes(conn.recv_bytes())
 
 
-def _positive_int(params: Params, key: str) -> int:
-    value = params[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be a positive int, not {value!r}")
-    return value
-
-
 def _bounce(send: Any, recv: Any, first: int, rounds: int) -> None:
     """``rounds`` round trips of the messages ``first``, ``first + 1``, ...; checked."""
     from ferroproc.bench.workloads._base import CheckFailed
@@ -67,8 +62,8 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
     from ferroproc.bench.workloads._base import CheckFailed
 
     del impl  # every implementation is driven through the stdlib's API
-    count = _positive_int(params, "count")
-    warmup = _positive_int(params, "warmup")
+    count = positive_int(params, "count")
+    warmup = positive_int(params, "warmup")
     ctx = module.get_context(str(params["method"]))
     ours, theirs = ctx.Pipe()
     child = ctx.Process(target=pong, args=(theirs, warmup + count))
@@ -98,8 +93,8 @@ def _raw_pipes(params: Params) -> float:
     """Floor: the same exchange over two ``os.pipe``s and a bare ``os.fork`` child."""
     from ferroproc.bench.workloads._base import CheckFailed
 
-    count = _positive_int(params, "count")
-    warmup = _positive_int(params, "warmup")
+    count = positive_int(params, "count")
+    warmup = positive_int(params, "warmup")
     to_child_r, to_child_w = os.pipe()
     to_parent_r, to_parent_w = os.pipe()
     pid = os.fork()

@@ -51,12 +51,12 @@ def worker_pid(delay: float) -> int:
 
 def run(impl: str, module: ModuleType, params: Params) -> float:
     """Time one ``map(square, range(count), chunksize=1)``; return tasks per second."""
-    from ferroproc.bench.workloads import _pools
+    from ferroproc.bench.workloads import _gate, _pools
     from ferroproc.bench.workloads._base import CheckFailed
 
     library = PEERS.get(impl, "pool")
-    count = _pools.positive_int(params, "count")
-    processes = _pools.positive_int(params, "processes")
+    count = _gate.positive_int(params, "count")
+    processes = _gate.positive_int(params, "processes")
     items = range(count)
     expected = [x * x for x in items]
 

@@ -64,12 +64,12 @@ def worker_pid(delay: float) -> int:
 
 def run(impl: str, module: ModuleType, params: Params) -> float:
     """Time one ``map(square, range(count))`` on a warm pool; return items per second."""
-    from ferroproc.bench.workloads import _pools
+    from ferroproc.bench.workloads import _gate, _pools
     from ferroproc.bench.workloads._base import CheckFailed
 
     library, chunksize, capped = PEERS.get(impl, ("pool", None, False))
-    count = _pools.positive_int(params, "capped_count" if capped else "count")
-    processes = _pools.positive_int(params, "processes")
+    count = _gate.positive_int(params, "capped_count" if capped else "count")
+    processes = _gate.positive_int(params, "processes")
     items = range(count)
     expected = [x * x for x in items]
 

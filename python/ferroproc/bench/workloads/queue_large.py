@@ -71,11 +71,11 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
     """Move ``count`` messages of ``size`` bytes from one process to another; return GB/s."""
     import importlib
 
-    from ferroproc.bench.workloads import _channels
+    from ferroproc.bench.workloads import _channels, _gate
     from ferroproc.bench.workloads._base import CheckFailed
 
-    count = _channels.positive_int(params, "count")
-    size = _channels.positive_int(params, "size")
+    count = _gate.positive_int(params, "count")
+    size = _gate.positive_int(params, "size")
     kind = PEER_KINDS.get(impl, "queue")
     processes = importlib.import_module("multiprocessing") if kind == "faster_fifo" else module
     ctx = processes.get_context(str(params["method"]))

@@ -85,12 +85,12 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
     """Move ``count`` ints from the producers to the consumers; return messages/s."""
     import importlib
 
-    from ferroproc.bench.workloads import _channels
+    from ferroproc.bench.workloads import _channels, _gate
     from ferroproc.bench.workloads._base import CheckFailed
 
-    count = _channels.positive_int(params, "count")
-    producers = _channels.positive_int(params, "producers")
-    consumers = _channels.positive_int(params, "consumers")
+    count = _gate.positive_int(params, "count")
+    producers = _gate.positive_int(params, "producers")
+    consumers = _gate.positive_int(params, "consumers")
     many = params["api"] == "many"
     kind = PEER_KINDS.get(impl, "queue")
     # faster-fifo has queues only: its processes are the stdlib's.
@@ -104,7 +104,7 @@ def run(impl: str, module: ModuleType, params: Params) -> float:
         require_many=impl == "ferroproc",
         max_size_bytes=FASTER_FIFO_BYTES,
     )
-    batch = _channels.positive_int(params, "batch") if many else 1
+    batch = _gate.positive_int(params, "batch") if many else 1
     fold = sum_in_batches if channel.many else sum_one_by_one
     items = [range(p, count, producers) for p in range(producers)]
     measured = _channels.measure(ctx, channel, items, batch=batch, consumers=consumers, fold=fold)

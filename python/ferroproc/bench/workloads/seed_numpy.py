@@ -79,13 +79,13 @@ def worker_pid(delay: float) -> int:
 
 def _prepare(params: Params) -> tuple[list[NDArray[np.float64]], float]:
     """The chunks and their expected total, or :class:`Skipped` without NumPy."""
-    from ferroproc.bench.workloads import _pools
+    from ferroproc.bench.workloads import _gate
     from ferroproc.bench.workloads._base import Skipped
 
     if np is None:
         raise Skipped(NO_NUMPY)
-    data = np.random.rand(_pools.positive_int(params, "elements"))
-    chunks = np.array_split(data, _pools.positive_int(params, "chunks"))
+    data = np.random.rand(_gate.positive_int(params, "elements"))
+    chunks = np.array_split(data, _gate.positive_int(params, "chunks"))
     return chunks, float(np.sum(data))
 
 
@@ -100,10 +100,10 @@ def _check(results: list[float], total: float, chunks: int, expected: float) -> 
 
 def run(impl: str, module: ModuleType, params: Params) -> float:
     """Time ``sum(pool.map(chunk_sum, chunks))`` on a warm pool; return seconds."""
-    from ferroproc.bench.workloads import _pools
+    from ferroproc.bench.workloads import _gate, _pools
 
     library, pool_chunksize = PEERS.get(impl, ("pool", False))
-    processes = _pools.positive_int(params, "processes")
+    processes = _gate.positive_int(params, "processes")
     chunks, expected = _prepare(params)
     chunksize = _pools.pool_default_chunksize(len(chunks), processes) if pool_chunksize else None
 
