@@ -106,8 +106,14 @@ def fork() -> Child | None:
     Returns the child in the parent and ``None`` in the child.
     """
 
-def spawn(executable: str | PathLike[str], args: Sequence[str], pass_fds: Sequence[int]) -> Child:
-    """posix_spawn ``executable`` with ``args``; ``pass_fds`` appear in the child from fd 3."""
+def spawn(
+    executable: str | PathLike[str],
+    args: Sequence[str],
+    pass_fds: Sequence[int],
+    blocked_signals: Sequence[int] = ...,
+) -> Child:
+    """posix_spawn ``executable`` with ``args``; ``pass_fds`` appear in the child from fd 3;
+    it starts with ``blocked_signals`` blocked."""
 
 def bootstrap_create(payload: bytes) -> int:
     """Store ``payload`` in a sealed memfd; return its descriptor (owned by the caller)."""

@@ -40,18 +40,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ensure_running", "register", "unregister"]
 
-_HAVE_SIGMASK = hasattr(signal, "pthread_sigmask")
 _IGNORED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 # The descriptor number the tracker finds its pipe at (the core passes descriptors from 3).
 _TRACKER_FD = 3
-
-_SHELL = "/bin/sh"
-# The longest the launcher's report is waited for, in seconds.
-_LAUNCH_WAIT = 5.0
-# Run by the shell as `sh -c _LAUNCHER python args...`: ignore the signals, report it by
-# closing descriptor 4, run the interpreter.
-_LAUNCHER = 'trap "" INT TERM; exec 4>&-; exec "$0" "$@"'
 
 
 def _noop(*args: object) -> None:
@@ -167,34 +159,17 @@ class ResourceTracker:
         )
         exe = spawn.get_executable()
         args = [*util._args_from_interpreter_flags(), "-c", prog]
-        use_shell = os.path.exists(_SHELL)
-        if use_shell:
-            # The tracker must ignore SIGINT and SIGTERM from the start: a Ctrl-C or
-            # "killall python" while its interpreter starts would otherwise kill it. A
-            # shell ignores them, closes its descriptor 4 to say so, and execs the
-            # interpreter, which keeps them ignored. (The stdlib blocks them across the
-            # spawn; ferroproc's spawn starts children with no signal blocked.)
-            exe, args = _SHELL, ["-c", _LAUNCHER, exe, *args]
         r, w = os.pipe()
-        ready_r, ready_w = os.pipe()
         try:
-            child = _core.spawn(exe, args, [r, ready_w] if use_shell else [r])
+            # The tracker must survive SIGINT and SIGTERM from the start: a Ctrl-C or
+            # "killall python" while its interpreter starts would otherwise kill it. It
+            # starts with them blocked, and main() ignores them before unblocking them.
+            child = _core.spawn(exe, args, [r], list(_IGNORED_SIGNALS))
         except BaseException:
             os.close(w)
             raise
         finally:
             os.close(r)
-            os.close(ready_w)
-            if use_shell:
-                # End of file once the shell ignores the signals (or has died). Bounded:
-                # a child forked meanwhile by another thread may hold a copy of ready_w.
-                try:
-                    while _core.poll(ready_r, _LAUNCH_WAIT) and os.read(ready_r, 64):
-                        pass
-                finally:
-                    os.close(ready_r)
-            else:
-                os.close(ready_r)
         self._fd = w
         self._pid = child.pid
         self._child = child
@@ -277,7 +252,6 @@ def main(fd: int) -> None:
     # the tracker must outlive them to clean up after them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if _HAVE_SIGMASK:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _IGNORED_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _IGNORED_SIGNALS)
     _detach_stdio()
     _core.run_resource_tracker(fd)

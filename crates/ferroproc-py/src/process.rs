@@ -324,13 +324,15 @@ pub fn fork(py: Python<'_>) -> PyResult<Option<PyChild>> {
 
 /// Starts `executable` with `args` (not including `argv[0]`) by `posix_spawn`. The child
 /// inherits standard input, output and error, and `pass_fds` renumbered from 3 in order;
-/// nothing else.
+/// nothing else. It starts with `blocked_signals` blocked, and no other.
 #[pyfunction]
+#[pyo3(signature = (executable, args, pass_fds, blocked_signals = Vec::new()))]
 pub fn spawn(
     py: Python<'_>,
     executable: std::path::PathBuf,
     args: Vec<std::ffi::OsString>,
     pass_fds: Vec<RawFd>,
+    blocked_signals: Vec<i32>,
 ) -> PyResult<PyChild> {
     let fds = pass_fds
         .into_iter()
@@ -345,6 +347,7 @@ pub fn spawn(
             for fd in &fds {
                 command.pass_fd(fd.borrow());
             }
+            command.block_signals(&blocked_signals);
             command.spawn()
         })
         .or_raise()?;

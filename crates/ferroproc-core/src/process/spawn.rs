@@ -35,6 +35,8 @@ pub struct SpawnCommand<'fd> {
     /// A program or argument had a NUL byte; reported by `spawn`, since the builder
     /// methods cannot fail.
     has_nul: bool,
+    /// Signals the child starts with blocked (none by default).
+    blocked: Vec<i32>,
 }
 
 impl<'fd> SpawnCommand<'fd> {
@@ -45,6 +47,7 @@ impl<'fd> SpawnCommand<'fd> {
             args: Vec::new(),
             fds: Vec::new(),
             has_nul: false,
+            blocked: Vec::new(),
         };
         command.program = command.c_string(program.as_ref());
         command.args.push(command.program.clone());
@@ -56,6 +59,14 @@ impl<'fd> SpawnCommand<'fd> {
             self.has_nul = true;
             CString::default()
         })
+    }
+
+    /// Starts the child with `signals` blocked (they stay pending until it unblocks
+    /// them): a program that sets up its own handling of a signal first, and unblocks it
+    /// after, cannot be killed by it while it starts. Every other signal starts unblocked.
+    pub fn block_signals(&mut self, signals: &[i32]) -> &mut Self {
+        self.blocked.extend_from_slice(signals);
+        self
     }
 
     /// Appends an argument.
@@ -103,8 +114,15 @@ impl<'fd> SpawnCommand<'fd> {
                 CString::new(entry).ok()
             })
             .collect();
-        let pid = sys::spawn::posix_spawn(&self.program, &self.args, &envp, &dups, close_from)
-            .map_err(|e| ProcessError::os("posix_spawn", e))?;
+        let pid = sys::spawn::posix_spawn(
+            &self.program,
+            &self.args,
+            &envp,
+            &dups,
+            close_from,
+            &self.blocked,
+        )
+        .map_err(|e| ProcessError::os("posix_spawn", e))?;
         Child::adopt(pid)
     }
 }

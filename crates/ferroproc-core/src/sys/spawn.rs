@@ -69,13 +69,20 @@ impl Attributes {
         self.0.as_mut_ptr()
     }
 
-    /// No signal blocked, and `SIGPIPE` and `SIGXFSZ` back at their default action.
+    /// Only `blocked` blocked, and `SIGPIPE` and `SIGXFSZ` back at their default action.
     ///
     /// Those two are the ones a Python parent ignores for itself (CPython's subprocess
     /// restores the same pair); every other ignored signal stays ignored, so a program
     /// started under `nohup` keeps its children immune to `SIGHUP`, as with `exec`.
-    fn reset_signals(&mut self) -> Result<()> {
-        let empty = empty_signal_set();
+    fn reset_signals(&mut self, blocked: &[i32]) -> Result<()> {
+        let mut mask = empty_signal_set();
+        for &signo in blocked {
+            // SAFETY: `mask` is an initialised sigset_t we own; sigaddset rejects an
+            // invalid signal number with EINVAL rather than touching anything else.
+            if unsafe { libc::sigaddset(&mut mask, signo) } != 0 {
+                return Err(rustix::io::Errno::INVAL);
+            }
+        }
         let mut restored = empty_signal_set();
         for signo in [libc::SIGPIPE, libc::SIGXFSZ] {
             // SAFETY: `restored` is an initialised sigset_t we own; the signal is valid.
@@ -85,8 +92,8 @@ impl Attributes {
         let flags = (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short;
         // SAFETY: the attributes were initialised by `new` and are live until drop.
         check(unsafe { libc::posix_spawnattr_setflags(self.as_mut_ptr(), flags) })?;
-        // SAFETY: as above; `empty` is an initialised sigset_t that glibc copies.
-        check(unsafe { libc::posix_spawnattr_setsigmask(self.as_mut_ptr(), &empty) })?;
+        // SAFETY: as above; `mask` is an initialised sigset_t that glibc copies.
+        check(unsafe { libc::posix_spawnattr_setsigmask(self.as_mut_ptr(), &mask) })?;
         // SAFETY: as above; `restored` is an initialised sigset_t that glibc copies.
         check(unsafe { libc::posix_spawnattr_setsigdefault(self.as_mut_ptr(), &restored) })
     }
@@ -120,8 +127,9 @@ fn c_array(strings: &[CString]) -> Vec<*mut libc::c_char> {
 
 /// `posix_spawn(&pid, program, actions, attrs, argv, envp)` with these file actions, in
 /// order: `dup2(fd, target)` for each pair of `dups` (which clears close-on-exec on the
-/// target), then `closefrom(close_from)`; and these attributes: an empty signal mask, and
-/// `SIGPIPE`/`SIGXFSZ` reset to their default action. Returns the child's pid.
+/// target), then `closefrom(close_from)`; and these attributes: a signal mask of exactly
+/// `blocked`, and `SIGPIPE`/`SIGXFSZ` reset to their default action. Returns the child's
+/// pid.
 ///
 /// Each source descriptor in `dups` must be numbered at or above every target, so that
 /// no `dup2` overwrites a source that a later one still needs.
@@ -137,6 +145,7 @@ pub(crate) fn posix_spawn(
     envp: &[CString],
     dups: &[(BorrowedFd<'_>, RawFd)],
     close_from: RawFd,
+    blocked: &[i32],
 ) -> Result<i32> {
     let mut actions = FileActions::new()?;
     for (fd, target) in dups {
@@ -144,7 +153,7 @@ pub(crate) fn posix_spawn(
     }
     actions.add_close_from(close_from)?;
     let mut attributes = Attributes::new()?;
-    attributes.reset_signals()?;
+    attributes.reset_signals(blocked)?;
 
     let argv = c_array(argv);
     let envp = c_array(envp);
