@@ -138,6 +138,13 @@ fn check_whole(map: &Store, seq: &Store) -> (u64, u64) {
         .lock(me, deadline)
         .unwrap()
         .expect("the map's lock is never stuck");
+    // A writer killed while holding the lock left blocks behind; taking the lock over
+    // gave them back. One killed outside it left nothing.
+    assert_eq!(
+        locked.leaked_blocks().unwrap(),
+        0,
+        "blocks leaked in the map"
+    );
     let entries = locked.map_entries().unwrap();
     assert_eq!(
         locked.map_len().unwrap(),
@@ -162,6 +169,11 @@ fn check_whole(map: &Store, seq: &Store) -> (u64, u64) {
         .lock(me, deadline)
         .unwrap()
         .expect("the sequence's lock is never stuck");
+    assert_eq!(
+        locked.leaked_blocks().unwrap(),
+        0,
+        "blocks leaked in the sequence"
+    );
     let items = locked.seq_items().unwrap();
     for item in &items {
         assert!(value_is_whole(b"seq", item), "a torn sequence item");

@@ -6,9 +6,11 @@
 //! payload starts with the offset of the next free block of its class.
 //!
 //! Every change to the bookkeeping ends in one store that makes it visible (pop:
-//! `free[c] = next`; push: link, then `free[c] = block`; bump: `top = end`), so a process
-//! killed in the middle of one leaves the heap consistent: at worst the block it was
-//! taking or giving back is lost to reuse until the store is dropped.
+//! `free[c] = next`; push: link, then `free[c] = block`; bump: header, then `top = end`),
+//! so a process killed in the middle of one leaves the heap consistent: at worst the block
+//! it was taking or giving back belongs to nobody. The blocks below the top always tile
+//! it, each header naming its class, so the repair after such a death can walk them all
+//! and give back those that neither the structure nor a free list holds.
 
 use super::layout::{FREE_LISTS, HEAP_START, TOP};
 use super::{Region, StoreError};
@@ -47,21 +49,19 @@ impl Heap<'_> {
         let class = class_for(payload)?;
         let head_word = self.region.word(FREE_LISTS + 8 * class as u64)?;
         let head = head_word.load();
-        let block = if head != 0 {
-            self.check_block(head)?;
-            let next = self.region.word(head + HEADER)?.load();
-            if next != 0 {
-                self.check_block(next)?;
-            }
-            head_word.store(next);
-            head
-        } else {
-            self.bump(class_size(class))?
-        };
-        self.region
-            .word(block)?
-            .store(class as u64 | (payload << 8));
-        Ok(block)
+        let header = class as u64 | (payload << 8);
+        if head == 0 {
+            return self.bump(class_size(class), header);
+        }
+        self.check_block(head)?;
+        let next = self.region.word(head + HEADER)?.load();
+        if next != 0 {
+            self.check_block(next)?;
+        }
+        head_word.store(next);
+        // Same class as before: only the length changes, so the heap stays walkable.
+        self.region.word(head)?.store(header);
+        Ok(head)
     }
 
     /// Gives `block` back to its class's free list.
@@ -98,6 +98,39 @@ impl Heap<'_> {
         self.region.copy_out(block + HEADER, &mut out[start..])
     }
 
+    /// Every block ever carved from the heap, free or not, in address order: they tile
+    /// `HEAP_START..top`, each header giving its class (a header is written before the
+    /// bump that makes its block part of the heap, and keeps its class for ever).
+    pub(super) fn blocks(&self) -> Result<Vec<u64>, StoreError> {
+        let top = self.region.word(TOP)?.load();
+        let mut blocks = Vec::new();
+        let mut at = HEAP_START;
+        while at < top {
+            let class = self.class_of(at)?;
+            blocks.push(at);
+            at += class_size(class);
+        }
+        Ok(blocks)
+    }
+
+    /// The blocks on the free lists. A list longer than the heap has blocks is a cycle,
+    /// which only a scribbling process can make.
+    pub(super) fn free_blocks(&self, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut free = Vec::new();
+        for class in 0..CLASSES {
+            let mut block = self.region.word(FREE_LISTS + 8 * class as u64)?.load();
+            while block != 0 {
+                self.check_block(block)?;
+                if free.len() > limit {
+                    return Err(StoreError::Corrupt("a free list that loops"));
+                }
+                free.push(block);
+                block = self.region.word(block + HEADER)?.load();
+            }
+        }
+        Ok(free)
+    }
+
     fn class_of(&self, block: u64) -> Result<usize, StoreError> {
         self.check_block(block)?;
         let class = (self.region.word(block)?.load() & 0xff) as usize;
@@ -114,7 +147,9 @@ impl Heap<'_> {
         Ok(())
     }
 
-    fn bump(&self, size: u64) -> Result<u64, StoreError> {
+    /// A new block of `size` bytes past the top, its header written before the top moves
+    /// over it, so that the blocks below the top always tile (see `blocks`).
+    fn bump(&self, size: u64, header: u64) -> Result<u64, StoreError> {
         let top_word = self.region.word(TOP)?;
         let start = top_word.load().max(HEAP_START);
         let end = start
@@ -122,6 +157,7 @@ impl Heap<'_> {
             .filter(|&end| end <= self.region.len())
             .ok_or(StoreError::Full { needed: size })?;
         self.region.reserve_to(end, RESERVE_STEP)?;
+        self.region.word(start)?.store(header);
         top_word.store(end);
         Ok(start)
     }

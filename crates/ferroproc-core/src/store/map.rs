@@ -116,6 +116,22 @@ pub(super) fn recount(locked: &Locked<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The blocks the map uses: its table and each live entry's key and value.
+pub(super) fn blocks_in_use(locked: &Locked<'_>) -> Result<Vec<u64>, StoreError> {
+    let table = load_table(locked)?;
+    let region = locked.region();
+    let mut blocks = vec![table.payload - HEADER];
+    for number in 0..used(locked, table)? {
+        let entry = table.entry(number);
+        let key_block = region.word(entry + 8)?.load();
+        if key_block != 0 {
+            blocks.push(key_block);
+            blocks.push(region.word(entry + 16)?.load());
+        }
+    }
+    Ok(blocks)
+}
+
 fn load_table(locked: &Locked<'_>) -> Result<Table, StoreError> {
     let block = locked.table()?;
     let region = locked.region();

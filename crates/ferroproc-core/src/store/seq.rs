@@ -47,6 +47,17 @@ fn load(locked: &Locked<'_>) -> Result<(u64, u64, u64), StoreError> {
     Ok((payload, length, capacity))
 }
 
+/// The blocks the sequence uses: its table and each item's value.
+pub(super) fn blocks_in_use(locked: &Locked<'_>) -> Result<Vec<u64>, StoreError> {
+    let (payload, length, _) = load(locked)?;
+    let region = locked.region();
+    let mut blocks = vec![payload - HEADER];
+    for index in 0..length {
+        blocks.push(region.word(payload + 16 + 8 * index)?.load());
+    }
+    Ok(blocks)
+}
+
 impl Locked<'_> {
     /// How many items the sequence has.
     ///

@@ -164,3 +164,37 @@ fn hashes_depend_on_the_seed_and_every_byte() {
     assert_ne!(key_hash(1, b"a"), key_hash(1, b"a\0"));
     assert_eq!(key_hash(9, b"same key"), key_hash(9, b"same key"));
 }
+
+#[test]
+fn a_repair_gives_back_the_blocks_a_dead_holder_left_behind() {
+    for kind in [StoreKind::Map, StoreKind::Sequence] {
+        let store = Store::create(kind, 1 << 22).unwrap();
+        let locked = store.lock(me(), None).unwrap().unwrap();
+        for i in 0..100u32 {
+            match kind {
+                StoreKind::Map => {
+                    locked.map_set(&i.to_le_bytes(), b"", &[7; 50]).unwrap();
+                }
+                StoreKind::Sequence => locked.seq_push(&[7; 50]).unwrap(),
+            }
+        }
+        // What a holder killed between taking blocks and linking them leaves.
+        let heap = locked.heap();
+        let orphans = [
+            heap.alloc(10).unwrap(),
+            heap.alloc(3000).unwrap(),
+            heap.alloc(100).unwrap(),
+        ];
+        assert_eq!(locked.leaked_blocks().unwrap(), orphans.len());
+        locked.repair().unwrap();
+        assert_eq!(locked.leaked_blocks().unwrap(), 0);
+        // The structure is untouched, and the orphans are reused.
+        match kind {
+            StoreKind::Map => assert_eq!(locked.map_len().unwrap(), 100),
+            StoreKind::Sequence => assert_eq!(locked.seq_len().unwrap(), 100),
+        }
+        let free = heap.free_blocks(usize::MAX).unwrap();
+        assert!(orphans.iter().all(|block| free.contains(block)));
+        assert_eq!(store.recoveries().unwrap(), 1);
+    }
+}
