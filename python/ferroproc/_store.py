@@ -1,17 +1,19 @@
 """The containers of ``SyncManager`` that live in shared memory: dict, list, Namespace, Value.
 
 Each is a ``ferroproc._core.Store`` (a map or a sequence in a memfd, under one robust
-lock). The manager's server process creates it and holds its descriptor for as long as the
-manager runs; a proxy in any process of the same user on the same machine opens that
+lock). The manager's server process creates it and holds its descriptor while the
+container is referred to; a proxy in any process of the same user on the same machine opens that
 descriptor through ``/proc/<server pid>/fd/<n>`` once, and from then on every operation is
 a lock, a probe and a copy in its own process: no message to the server. A proxy that cannot
 open it (a client of a remote manager on another machine) sends its calls to the server,
 where the same class below serves them from the server's own mapping.
 
 Where this differs from the stdlib, on purpose:
-- A container lives until its manager shuts down, even when no proxy refers to it any more:
-  a proxy stored inside another container is only bytes there, which the server cannot
-  count as a reference.
+- Any object whose proxy was written into a container (``d["inner"] = manager.list()``)
+  lives until its manager shuts down, even once no proxy refers to it: in the container
+  the proxy is only bytes, which the server cannot count as a reference, so writing it
+  pins the object (``Server.pin``). Other containers are freed, as in the stdlib, when
+  their last proxy goes.
 - Keys that are not ``None``, numbers, ``str``, ``bytes`` or tuples of these compare by
   their pickles (equal objects whose pickles differ are different keys).
 - Values are stored as copies, as with the stdlib: mutating an object read from a container
