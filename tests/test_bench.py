@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from _bench_support import run_ferroproc as bench
 from ferroproc.bench import workloads
 from ferroproc.bench.cli import parse_impls, plan
 from ferroproc.bench.harness import (
@@ -111,24 +110,6 @@ class _Context:
 def get_context(method=None):
     return _Context(method)
 """
-
-
-def bench(
-    tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m ferroproc ARGS`` in ``tmp_path`` (also put on PYTHONPATH)."""
-    env = {**os.environ, **(extra_env or {})}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
-    env.pop("FERROPROC_BENCH_IMPLS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ferroproc", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 def table_row(stdout: str, variant: str) -> list[str]:

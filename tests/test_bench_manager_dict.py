@@ -9,15 +9,14 @@ and against ferroproc's ``Manager`` when it exists. No figure is asserted.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _bench_support import report_rows
+from _bench_support import run_bench as bench
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -79,25 +78,8 @@ def get_context(method=None):
 """
 
 
-def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m ferroproc bench ARGS`` in ``tmp_path`` (also put on PYTHONPATH)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
-    env.pop("FERROPROC_BENCH_IMPLS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ferroproc", "bench", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-
-
 def _row(report: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(report.read_text())
-    rows = {(row["workload"], row["variant"]): row for row in data["results"]}
+    rows = report_rows(report)
     assert set(rows) == {("manager_dict", "2procs")}
     return rows["manager_dict", "2procs"]
 

@@ -10,16 +10,13 @@ than failed; and against ferroproc's ``Pool`` when it exists. No figure is asser
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from _bench_support import report_rows
+from _bench_support import run_bench as bench
 from ferroproc.bench.workloads._pools import pool_default_chunksize
 
 pytestmark = pytest.mark.timeout(300)
@@ -79,27 +76,6 @@ class Pool(_pool.Pool):
 NO_NUMPY = "raise ImportError('no numpy in this test')\n"
 
 
-def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m ferroproc bench ARGS`` in ``tmp_path`` (also put on PYTHONPATH)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
-    env.pop("FERROPROC_BENCH_IMPLS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ferroproc", "bench", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-
-
-def _rows(report: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    data: dict[str, Any] = json.loads(report.read_text())
-    return {(row["workload"], row["variant"]): row for row in data["results"]}
-
-
 def _table(stdout: str) -> str:
     """The main table of a plain-text report."""
     return stdout.split("\n\n")[1]
@@ -126,7 +102,7 @@ def test_pool_workloads_run_against_the_stdlib_and_peers(tmp_path: Path) -> None
     assert "GB/s: higher is better; the medians in s converted" in done.stdout
     assert "peer vs stdlib" in done.stdout
 
-    rows = _rows(report)
+    rows = report_rows(report)
     assert set(rows) == ROWS
     assert rows["pool_map_tiny", "square"]["params"] == {
         "processes": 2,
@@ -225,7 +201,7 @@ def test_without_numpy_the_numpy_workloads_are_skipped(tmp_path: Path) -> None:
     assert done.returncode == 0, done
     assert "numpy is not installed (pip install numpy): seed_numpy needs it" in done.stdout
     assert "numpy is not installed (pip install numpy): big_payload needs it" in done.stdout
-    for key, row in _rows(report).items():
+    for key, row in report_rows(report).items():
         assert row["status"] == "skipped", key
         assert {s["status"] for s in row["subjects"]} == {"skipped"}, key
 
@@ -251,7 +227,7 @@ def _ferroproc_pool_missing() -> str | None:
     return None
 
 
-def test_ferroproc_pool_rows(tmp_path: Path) -> None:
+def test_ferroproc_poolreport_rows(tmp_path: Path) -> None:
     missing = _ferroproc_pool_missing()
     if missing is not None:
         pytest.skip(missing)
@@ -263,6 +239,6 @@ def test_ferroproc_pool_rows(tmp_path: Path) -> None:
     assert done.returncode == 0, done
     # Without --peers the capped peer is not in the row, and neither is its note.
     assert "maps 250 items" not in done.stdout
-    for key, row in _rows(report).items():
+    for key, row in report_rows(report).items():
         assert row["status"] == "ok", key
         assert row["speedup"] > 0

@@ -9,15 +9,13 @@ the rows, and once against ferroproc's ``Queue`` when it exists. No figure is as
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from _bench_support import report_rows
+from _bench_support import run_bench as bench
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -57,27 +55,6 @@ def get_context(method=None):
 """
 
 
-def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m ferroproc bench ARGS`` in ``tmp_path`` (also put on PYTHONPATH)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
-    env.pop("FERROPROC_BENCH_IMPLS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ferroproc", "bench", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-
-
-def _rows(report: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    data: dict[str, Any] = json.loads(report.read_text())
-    return {(row["workload"], row["variant"]): row for row in data["results"]}
-
-
 def test_queue_workloads_run_against_the_stdlib_and_peers(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     done = bench(
@@ -95,7 +72,7 @@ def test_queue_workloads_run_against_the_stdlib_and_peers(tmp_path: Path) -> Non
     assert "msg/s: higher is better" in done.stdout
     assert "GB/s: higher is better" in done.stdout
 
-    rows = _rows(report)
+    rows = report_rows(report)
     assert set(rows) == {
         ("queue_small", "1to1"),
         ("queue_small", "1to1_many"),
@@ -167,7 +144,7 @@ def _ferroproc_queue_missing() -> str | None:
     return None
 
 
-def test_ferroproc_queue_rows(tmp_path: Path) -> None:
+def test_ferroproc_queuereport_rows(tmp_path: Path) -> None:
     missing = _ferroproc_queue_missing()
     if missing is not None:
         pytest.skip(missing)
@@ -176,6 +153,6 @@ def test_ferroproc_queue_rows(tmp_path: Path) -> None:
         tmp_path, "--only", WORKLOADS, *TINY, "--impls", "stdlib,ferroproc", "--output", str(report)
     )
     assert done.returncode == 0, done
-    for key, row in _rows(report).items():
+    for key, row in report_rows(report).items():
         assert row["status"] == "ok", key
         assert row["speedup"] > 0

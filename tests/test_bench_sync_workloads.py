@@ -9,13 +9,12 @@ does not lock, to see the check fail the row. No figure is asserted.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _bench_support import run_ferroproc as bench
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,22 +29,6 @@ class Lock:
     def release(self):
         pass
 """
-
-
-def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m ferroproc ARGS`` in ``tmp_path`` (also put on PYTHONPATH)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH")) if p)
-    env.pop("FERROPROC_BENCH_IMPLS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ferroproc", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 def test_sync_workloads_run_against_the_stdlib(tmp_path: Path) -> None:
