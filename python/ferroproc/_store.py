@@ -22,7 +22,9 @@ Where this differs from the stdlib, on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import io
+import operator
 import os
 import pickle
 import sys
@@ -233,6 +235,26 @@ class SharedDict(_Shared):
         return str(self.copy())
 
 
+@contextlib.contextmanager
+def _held(store: _core.Store) -> Iterator[_core.Store]:
+    """The store's (recursive) lock, held around a compound operation."""
+    store.acquire()
+    try:
+        yield store
+    finally:
+        store.release()
+
+
+def _position(index: SupportsIndex, length: int, message: str) -> int:
+    """``index`` (negative: from the end) as a position below ``length``."""
+    position = operator.index(index)
+    if position < 0:
+        position += length
+    if not 0 <= position < length:
+        raise IndexError(message)
+    return position
+
+
 def _clamped(index: SupportsIndex, length: int) -> int:
     position = index.__index__()
     if position < 0:
@@ -241,8 +263,10 @@ def _clamped(index: SupportsIndex, length: int) -> int:
 
 
 class SharedList(_Shared):
-    """A list in a shared store; the methods of ``ListProxy``. Anything that moves items
-    reads the list, changes it in Python and writes it back, all under the store's lock."""
+    """A list in a shared store; the methods of ``ListProxy``. Inserting and removing
+    items moves their offsets in the core, values untouched; what only Python can compute
+    (sorting, extended slices) reads the list, changes it and writes it back, all under
+    the store's lock."""
 
     _kind = "sequence"
 
@@ -253,15 +277,11 @@ class SharedList(_Shared):
             self._store.seq_splice(0, None, items)
 
     def _rewrite(self, change: Callable[[list[Any]], Any]) -> Any:
-        store = self._store
-        store.acquire()
-        try:
+        with _held(self._store) as store:
             items = store.seq_items()
             result = change(items)
             store.seq_splice(0, None, items)
             return result
-        finally:
-            store.release()
 
     def __len__(self) -> int:
         return self._store.seq_len()
@@ -277,13 +297,9 @@ class SharedList(_Shared):
             return
         if index.step is None or index.step == 1:
             values = list(value)
-            store = self._store
-            store.acquire()
-            try:
+            with _held(self._store) as store:
                 start, stop, _ = index.indices(store.seq_len())
                 store.seq_splice(start, max(start, stop), values)
-            finally:
-                store.release()
             return
 
         def assign(items: list[Any]) -> None:
@@ -292,16 +308,21 @@ class SharedList(_Shared):
         self._rewrite(assign)
 
     def __delitem__(self, index: Any) -> None:
-        def delete(items: list[Any]) -> None:
-            if not isinstance(index, slice):
-                try:
-                    del items[index]
-                except IndexError:
-                    raise IndexError("list assignment index out of range") from None
-            else:
+        if isinstance(index, slice) and index.step not in (None, 1):
+
+            def delete(items: list[Any]) -> None:
                 del items[index]
 
-        self._rewrite(delete)
+            self._rewrite(delete)
+            return
+        with _held(self._store) as store:
+            length = store.seq_len()
+            if isinstance(index, slice):
+                start, stop, _ = index.indices(length)
+            else:
+                start = _position(index, length, "list assignment index out of range")
+                stop = start + 1
+            store.seq_splice(start, max(start, stop), [])
 
     def __contains__(self, value: Any) -> bool:
         return value in self._store.seq_items()
@@ -346,33 +367,27 @@ class SharedList(_Shared):
         self._store.seq_splice(sys.maxsize, None, list(values))
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
-        store = self._store
-        store.acquire()
-        try:
+        with _held(self._store) as store:
             position = _clamped(index, store.seq_len())
             store.seq_splice(position, position, [value])
-        finally:
-            store.release()
 
     def pop(self, index: SupportsIndex = -1) -> Any:
-        def take(items: list[Any]) -> Any:
-            if not items:
+        with _held(self._store) as store:
+            length = store.seq_len()
+            if not length:
                 raise IndexError("pop from empty list")
-            try:
-                return items.pop(index)
-            except IndexError:
-                raise IndexError("pop index out of range") from None
-
-        return self._rewrite(take)
+            position = _position(index, length, "pop index out of range")
+            value = store.seq_get(position)
+            store.seq_splice(position, position + 1, [])
+            return value
 
     def remove(self, value: Any) -> None:
-        def drop(items: list[Any]) -> None:
+        with _held(self._store) as store:
             try:
-                items.remove(value)
+                position = store.seq_items().index(value)
             except ValueError:
                 raise ValueError("list.remove(x): x not in list") from None
-
-        self._rewrite(drop)
+            store.seq_splice(position, position + 1, [])
 
     def count(self, value: Any) -> int:
         return self._store.seq_items().count(value)
@@ -703,17 +718,17 @@ class ValueProxy(_StoreProxy, _proxies.ValueProxy):
     _shared_type = SharedValue
 
     def get(self) -> Any:
-        local = self._local
-        if local is None:
+        store = self._store
+        if store is None:
             return self._callmethod("get")
-        return local._store.map_get("value")
+        return store.map_get("value")
 
     def set(self, value: Any) -> None:
-        local = self._local
-        if local is None:
+        store = self._store
+        if store is None:
             self._callmethod("set", (value,))
         else:
-            local._store.map_set("value", value)
+            store.map_set("value", value)
 
     value = property(get, set)
 

@@ -56,8 +56,7 @@ fn position(index: i64, length: u64, message: &'static str) -> PyResult<u64> {
 }
 
 impl PyStore {
-    fn wrap(py: Python<'_>, store: Store, pickling: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let _ = py;
+    fn wrap(store: Store, pickling: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(Self {
             store,
             dumps: pickling.getattr("dumps")?.unbind(),
@@ -111,14 +110,9 @@ impl PyStore {
     /// `dumps_with_buffers(obj) -> (bytes, [])` and `loads(data, buffers=()) -> obj`, for
     /// what the store has no native form for.
     #[new]
-    fn new(
-        py: Python<'_>,
-        kind: &str,
-        capacity: usize,
-        pickling: &Bound<'_, PyAny>,
-    ) -> PyResult<Self> {
+    fn new(kind: &str, capacity: usize, pickling: &Bound<'_, PyAny>) -> PyResult<Self> {
         let store = Store::create(kind_named(kind)?, capacity).or_raise()?;
-        Self::wrap(py, store, pickling)
+        Self::wrap(store, pickling)
     }
 
     /// The store `id` that process `pid` holds as descriptor `fd` (same user and machine:
@@ -134,7 +128,7 @@ impl PyStore {
         let store = py
             .detach(|| Store::attach_from_process(pid, fd, id))
             .or_raise()?;
-        Self::wrap(py, store, pickling)
+        Self::wrap(store, pickling)
     }
 
     /// `"map"` or `"sequence"`.
